@@ -1,0 +1,257 @@
+"""`convert`: Keras/SavedModel → TFLite in any mode, verified, with the edgeq metadata embedded."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgeq import _lazy
+from edgeq._native import quiet_native_output
+from edgeq._flatbuffer import parse
+from edgeq._io import atomic_write, check_output_path
+from edgeq._progress import step
+from edgeq._version import __version__
+from edgeq.errors import CheckFailed, ConversionError, DataError, UsageError
+from edgeq.metadata import ModelMetadata, QuantInfo
+from edgeq.runtime.model import Model
+
+from edgeq.converters.datasets import SampleSet, load_samples
+from edgeq.converters.embed import embed_metadata
+from edgeq.converters.modes import ModeSpec, get_mode
+from edgeq.converters.source import InputSpec, SourceModel, load_source
+from edgeq.converters.verify import Verification, float_ops, verify
+
+log = logging.getLogger(__name__)
+
+IO_CHOICES = ("float", "int8", "uint8", "int16")
+
+
+@dataclass
+class ConversionResult:
+    """What :func:`convert` made and how close it is to the float model.
+
+    Attributes:
+        out: the written ``.tflite`` file.
+        metadata: the embedded ``edgeq`` metadata.
+        verification: float model vs converted model on held-back samples.
+        warnings: things the user should know (slow mode, poor fit for the target, no held-out data).
+        seconds: time spent loading, converting and verifying.
+    """
+
+    out: Path
+    metadata: ModelMetadata
+    verification: Verification
+    warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        return self.metadata.quant.mode
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out), "mode": self.mode, "verification": self.verification.to_dict(),
+            "warnings": list(self.warnings), "seconds": dict(self.seconds), "metadata": self.metadata.to_dict(),
+        }
+
+
+def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
+    """Class names from a text file, one per line (blank lines skipped)."""
+    try:
+        labels = tuple(line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read labels file {path}: {exc}") from None
+    if not labels:
+        raise DataError(f"labels file {path} is empty; expected one class name per line")
+    return labels
+
+
+def _io_type(spec: ModeSpec, io: str | None) -> str:
+    if io is None:
+        return spec.io_type
+    if io not in IO_CHOICES:
+        raise UsageError(f"--io must be one of {', '.join(IO_CHOICES)}. Received: {io!r}")
+    io_type = "float32" if io == "float" else io
+    if io_type != "float32" and spec.io_type == "float32":
+        raise UsageError(f"mode {spec.key.value} keeps float inputs/outputs; --io {io} needs a full-integer mode (int8, uint8, int16x8)")
+    if spec.key.value == "int16x8" and io_type not in ("float32", "int16"):
+        raise UsageError(f"mode int16x8 takes --io float or int16. Received: --io {io}")
+    if spec.key.value != "int16x8" and io_type == "int16":
+        raise UsageError(f"--io int16 needs --mode int16x8. Received: --mode {spec.key.value}")
+    return io_type
+
+
+_FALLBACK_HINT = "try --mode int16x8 or --mode dynamic, or keep those layers in float"
+_OP_PATTERN = re.compile(r"'(?:tf|tfl)\.(\w+)'|op: '?(\w+)'?|operation '(?:tf|tfl)\.(\w+)'")
+
+
+def _conversion_error(exc: Exception, mode: str) -> ConversionError:
+    text = str(exc)
+    ops = sorted({next(g for g in m.groups() if g) for m in _OP_PATTERN.finditer(text)})
+    if ops:
+        hint = _FALLBACK_HINT if mode in ("int8", "uint8") else "try --mode dynamic or float16"
+        return ConversionError(f"cannot convert to {mode}: op(s) {', '.join(ops)} have no {mode} kernel; {hint}")
+    first = next((line.strip() for line in text.splitlines() if "error" in line.lower()), text.strip().splitlines()[0] if text.strip() else "")
+    return ConversionError(f"the converter failed in mode {mode}: {first[:400]}")
+
+
+def _representative(samples: SampleSet, inputs: Sequence[InputSpec]):  # type: ignore[no-untyped-def]
+    def generator():  # type: ignore[no-untyped-def]
+        with step("Calibrating", len(samples.calibration)) as advance:
+            for sample in samples.calibration:
+                yield {spec.name: array for spec, array in zip(inputs, sample)}
+                advance(1)
+
+    return generator
+
+
+def _synthetic_samples(inputs: Sequence[InputSpec], count: int, seed: int) -> list[list[np.ndarray]]:
+    """Uniform [0, 1) inputs for verifying data-free modes when no data is given."""
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(d or 1 for d in spec.shape) for spec in inputs]
+    return [[rng.random(shape, dtype=np.float32) for shape in shapes] for _ in range(count)]
+
+
+def convert(
+    model: str | os.PathLike,
+    data: Any = None,
+    out: str | os.PathLike = "model.tflite",
+    mode: str = "int8",
+    io: str | None = None,
+    samples: int = 200,
+    seed: int = 0,
+    resize: str = "stretch",
+    normalize: str = "0,1",
+    bgr: bool = False,
+    labels: str | os.PathLike | Sequence[str] | None = None,
+    force: bool = False,
+    min_agreement: float | None = None,
+    target: str | None = None,
+) -> ConversionResult:
+    """Convert a Keras model to TFLite, verify it against the float model, and write it atomically.
+
+    Args:
+        model: a Keras 3 ``.keras`` file, a Keras 2 ``.h5`` file or a SavedModel folder.
+        data: the representative dataset (see :func:`edgeq.converters.datasets.load_samples`);
+            required by the full-integer modes, optional (used for verification) otherwise.
+        out: the ``.tflite`` file to write.
+        mode: ``int8`` (default), ``uint8``, ``int16x8``, ``dynamic``, ``float16`` or ``float32``.
+        io: ``float`` keeps float inputs/outputs on a full-integer body; default: the mode's integer type.
+        samples: calibration samples, drawn reproducibly with ``seed``.
+        resize, normalize, bgr: image preprocessing of image data; embedded for the runtime.
+        labels: class names, or a file with one per line; embedded for the runtime.
+        force: overwrite ``out`` if it exists.
+        min_agreement: fail (raise :class:`CheckFailed`, file kept) if top-1 agreement is lower.
+        target: a board profile name the model is meant for; recorded, and checked for a poor fit.
+
+    Returns:
+        A :class:`ConversionResult`.
+
+    Raises:
+        UsageError, ModelError, DataError, ConversionError, DependencyMissing: bad input; nothing written.
+        CheckFailed: ``min_agreement`` was not met; the model was written.
+    """
+    spec = get_mode(mode)
+    io_type = _io_type(spec, io)
+    out = check_output_path(out, force)
+    if spec.needs_data and data is None:
+        raise UsageError(f"mode {spec.key.value} needs representative data; pass --data (an image folder, video, .npy/.npz or module:function)")
+    if min_agreement is not None and not 0 <= min_agreement <= 1:
+        raise UsageError(f"--min-agreement is a fraction between 0 and 1. Received: {min_agreement}")
+    label_names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels or ())
+    notes = [spec.warning] if spec.warning else []
+    notes += _target_warnings(target, spec.key.value)
+    tf = _lazy.tensorflow()
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeq-convert-") as workdir:
+        t0 = time.perf_counter()
+        with step("Loading the model"):
+            source = load_source(model, workdir)
+        sample_set = load_samples(data, source.inputs, samples, seed, resize, normalize, bgr) if data is not None else None
+        if label_names:
+            _check_labels(source, label_names)
+        seconds["load"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tflite = _run_converter(tf, source, spec, io_type, sample_set)
+        seconds["convert"] = time.perf_counter() - t0
+    if spec.needs_data:
+        left = float_ops(parse(tflite))
+        if left:  # the converter silently keeps ops without integer kernels in float
+            raise ConversionError(
+                f"cannot convert to {spec.key.value}: op(s) {', '.join(left)} have no integer kernel and would stay "
+                f"float; {_FALLBACK_HINT if spec.key.value != 'int16x8' else 'try --mode dynamic or float16'}"
+            )
+    t0 = time.perf_counter()
+    converted = Model(tflite, threads=None)
+    if sample_set is not None:
+        verification = verify(source, converted, sample_set.verification, sample_set.held_out)
+    else:
+        verification = verify(source, converted, _synthetic_samples(source.inputs, 20, seed), held_out=False)
+        notes.append("no --data given: verified on 20 random inputs in [0, 1); pass --data for a meaningful check")
+    if sample_set is not None and not sample_set.held_out:
+        notes.append("too little data to hold samples back: verified on calibration samples")
+    seconds["verify"] = time.perf_counter() - t0
+    calibration = None
+    if sample_set is not None and spec.needs_data:
+        calibration = {"samples": len(sample_set.calibration), "seed": seed, "method": "minmax",
+                       "source": sample_set.kind, "inputs": sample_set.input_ranges(source.inputs)}
+    metadata = ModelMetadata(
+        quant=QuantInfo(spec.key.value, _tensor_type(converted, "inputs"), _tensor_type(converted, "outputs"),
+                        calibration=calibration, target=target),
+        source=source.source_info(), labels=label_names,
+        preprocess=sample_set.preprocess if sample_set is not None else None,
+        edgeq_version=__version__, verification=verification.to_dict(),
+    )
+    final = embed_metadata(tflite, metadata)
+    atomic_write(out, final, force=force)
+    # the embedded figures describe the model body; the result reports the file as written
+    result = ConversionResult(out, metadata, dataclasses.replace(verification, size_after=len(final)), notes, seconds)
+    if min_agreement is not None and verification.agreement is not None and verification.agreement < min_agreement:
+        failure = CheckFailed(
+            f"top-1 agreement {verification.agreement:.3f} is below --min-agreement {min_agreement}; "
+            f"{out} was written anyway: try another mode or more representative data"
+        )
+        failure.result = result  # type: ignore[attr-defined]
+        raise failure
+    return result
+
+
+def _tensor_type(model: Model, which: str) -> str:
+    return ",".join(sorted({np.dtype(s.dtype).name for s in getattr(model, which)}))
+
+
+def _check_labels(source: SourceModel, labels: Sequence[str]) -> None:
+    shapes = [o.shape for o in source.keras_model.outputs] if source.keras_model is not None else []
+    if len(shapes) == 1 and shapes[0][-1] not in (None, len(labels)):
+        raise DataError(f"the labels file has {len(labels)} names but the model outputs {shapes[0][-1]} classes")
+
+
+def _target_warnings(target: str | None, mode: str) -> list[str]:
+    if target is None:
+        return []
+    from edgeq import devices
+
+    profile = devices.profile_for(devices.current()) if target == "auto" else devices.get_profile(target)
+    return list(devices.check_mode_fit(profile, mode))
+
+
+def _run_converter(tf: Any, source: SourceModel, spec: ModeSpec, io_type: str, samples: SampleSet | None) -> bytes:
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model_dir))
+    dataset = _representative(samples, source.inputs) if samples is not None else None
+    spec.configure(converter, tf, io_type, dataset)
+    with step(f"Converting ({spec.key.value})"), warnings.catch_warnings(), quiet_native_output():
+        warnings.filterwarnings("ignore", category=UserWarning, module="tensorflow")  # tf.lite.Interpreter deprecation
+        try:
+            return bytes(converter.convert())
+        except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError, RuntimeError, ValueError…
+            raise _conversion_error(exc, spec.key.value) from exc

@@ -1,0 +1,281 @@
+"""Representative datasets: image folders, videos, ``.npy``/``.npz`` arrays, ``module:function``, tf.data.
+
+Every source becomes a :class:`SampleSet`: a list of samples (one float32 array per model
+input, batch dimension included) split reproducibly into calibration and verification parts.
+Images go through :func:`edgeq.runtime.preprocess.image_to_array`, the code the runtime uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from edgeq._lazy import import_optional
+from edgeq._progress import track
+from edgeq.errors import DataError
+from edgeq.metadata import Preprocess
+from edgeq.runtime.preprocess import IMAGE_EXTENSIONS, image_to_array
+
+from edgeq.converters.source import InputSpec
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+#: samples kept apart from calibration for verification, at most
+VERIFY_SAMPLES = 100
+
+Sample = list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """Calibration samples, verification samples, and how they were made."""
+
+    calibration: list[Sample]
+    verification: list[Sample]
+    source: str
+    kind: str
+    held_out: bool
+    preprocess: Preprocess | None = None
+
+    def input_ranges(self, inputs: Sequence[InputSpec]) -> list[dict[str, Any]]:
+        """Per-input min/max over the calibration samples (stored in the metadata)."""
+        return [
+            {
+                "name": spec.name,
+                "min": float(min(s[i].min() for s in self.calibration)),
+                "max": float(max(s[i].max() for s in self.calibration)),
+            }
+            for i, spec in enumerate(inputs)
+        ]
+
+
+def _split_indices(count: int, samples: int, seed: int) -> tuple[list[int], list[int]]:
+    """A reproducible shuffle: the first ``samples`` calibrate, up to VERIFY_SAMPLES of the rest verify."""
+    order = np.random.default_rng(seed).permutation(count).tolist()
+    calib = sorted(order[:samples])
+    rest = sorted(order[samples : samples + VERIFY_SAMPLES])
+    return calib, rest
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files below ``folder`` (recursively), sorted; raises DataError when there are none."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise DataError(f"no images in {folder} (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _to_samples(arrays: Sequence[Any], inputs: Sequence[InputSpec], where: str) -> list[Sample]:
+    """Check one array per input (batched or not) against the inputs; split it into single samples."""
+    if len(arrays) != len(inputs):
+        raise DataError(f"{where} gives {len(arrays)} arrays per sample but the model has {len(inputs)} inputs")
+    checked = []
+    for array, spec in zip(arrays, inputs):
+        array = np.asarray(array)
+        if not np.issubdtype(array.dtype, np.number):
+            raise DataError(f"{where} has {array.dtype} data; expected numbers")
+        if array.ndim == len(spec.sample_shape):
+            array = array[None]
+        want = spec.sample_shape
+        if array.ndim != len(spec.shape) or any(w is not None and w != g for w, g in zip(want, array.shape[1:])):
+            raise DataError(
+                f"{where} has samples of shape {list(array.shape[1:] if array.ndim == len(spec.shape) else array.shape)}"
+                f" but input {spec.name!r} expects {[w if w is not None else 'any' for w in want]}"
+            )
+        array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise DataError(f"{where} contains NaN or infinite values; clean the data first")
+        checked.append(array)
+    counts = {a.shape[0] for a in checked}
+    if len(counts) != 1:
+        raise DataError(f"{where} holds arrays with different sample counts {sorted(counts)}; they must match")
+    return [[a[i : i + 1] for a in checked] for i in range(counts.pop())]
+
+
+def _single_image_input(inputs: Sequence[InputSpec], what: str) -> InputSpec:
+    if len(inputs) != 1:
+        raise DataError(
+            f"the model has {len(inputs)} inputs ({', '.join(s.name for s in inputs)}) but {what} gives one image per "
+            "sample; pass a .npz with one array per input name, or a module:function"
+        )
+    spec = inputs[0]
+    if not spec.is_image:
+        raise DataError(
+            f"{what} holds images but input {spec.name!r} has shape {list(spec.shape)}, not an image "
+            "(height, width, 1 or 3 channels); pass a .npy/.npz of preprocessed arrays"
+        )
+    return spec
+
+
+def image_preprocess(spec: InputSpec, resize: str = "stretch", normalize: str = "0,1", bgr: bool = False) -> Preprocess:
+    """The preprocessing for an image input: size from the model, colour from its channels."""
+    h, w, c = spec.sample_shape
+    color = "grayscale" if c == 1 else ("bgr" if bgr else "rgb")
+    return Preprocess.from_normalize(normalize, size=(int(h), int(w)), resize=resize, color=color)
+
+
+def _from_folder(folder: Path, inputs, samples, seed, pp_args) -> SampleSet:
+    spec = _single_image_input(inputs, f"image folder {folder}")
+    files = image_files(folder)
+    pp = image_preprocess(spec, **pp_args)
+    calib_idx, verify_idx = _split_indices(len(files), samples, seed)
+    load = lambda idx, what: [[image_to_array(files[i], pp)[None]] for i in track(idx, what)]  # noqa: E731
+    calibration = load(calib_idx, "Reading calibration images")
+    verification = load(verify_idx, "Reading verification images")
+    return _finish(calibration, verification, str(folder), "images", pp)
+
+
+def _from_video(path: Path, inputs, samples, seed, pp_args) -> SampleSet:
+    spec = _single_image_input(inputs, f"video {path}")
+    cv2 = import_optional("cv2", 'pip install "edgeq[convert]" (brings OpenCV for video data)')
+    pp = image_preprocess(spec, **pp_args)
+    cap = cv2.VideoCapture(str(path))
+    try:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if not cap.isOpened() or count <= 0:
+            raise DataError(f"cannot read video {path}: no decodable frames; give an .mp4/.avi that OpenCV can open")
+        n = min(samples, count)
+        calib = sorted(set(np.linspace(0, count - 1, n).round().astype(int).tolist()))
+        spare = sorted(set(range(count)) - set(calib))
+        verify = spare[:: max(1, len(spare) // VERIFY_SAMPLES)][:VERIFY_SAMPLES]
+        wanted = {i: "c" for i in calib} | {i: "v" for i in verify}
+        calibration, verification = [], []
+        with_progress = track(range(max(wanted) + 1), "Decoding video frames")
+        for i in with_progress:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i in wanted:
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                (calibration if wanted[i] == "c" else verification).append([image_to_array(rgb, pp)[None]])
+    finally:
+        cap.release()
+    if not calibration:
+        raise DataError(f"cannot read video {path}: no decodable frames")
+    return _finish(calibration, verification, str(path), "video", pp)
+
+
+def _from_arrays(arrays: list[np.ndarray], inputs, samples, seed, where: str, kind: str) -> SampleSet:
+    per_sample = _to_samples(arrays, inputs, where)
+    if not per_sample:
+        raise DataError(f"{where} holds no samples")
+    calib_idx, verify_idx = _split_indices(len(per_sample), samples, seed)
+    return _finish([per_sample[i] for i in calib_idx], [per_sample[i] for i in verify_idx], where, kind, None)
+
+
+def _from_npy(path: Path, inputs, samples, seed) -> SampleSet:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if isinstance(loaded, np.ndarray):
+        arrays = [loaded]
+    else:
+        with loaded:
+            keys = list(loaded.keys())
+            names = [s.name for s in inputs]
+            if all(n in keys for n in names):
+                arrays = [loaded[n] for n in names]
+            elif len(inputs) == 1 and ("x" in keys or len(keys) == 1):
+                arrays = [loaded["x" if "x" in keys else keys[0]]]
+            else:
+                raise DataError(f"{path} holds arrays {keys}; expected one per input named {names} (or 'x' for one input)")
+    if len(arrays) != len(inputs):
+        raise DataError(f"{path} holds one array but the model has {len(inputs)} inputs; use a .npz keyed by input name")
+    return _from_arrays(arrays, inputs, samples, seed, str(path), "arrays")
+
+
+def _from_iterable(items: Iterable[Any], inputs, samples, seed, where: str) -> SampleSet:
+    collected: list[Sample] = []
+    limit = samples + VERIFY_SAMPLES
+    for item in items:
+        if hasattr(item, "numpy") and not isinstance(item, (tuple, list, dict)):
+            item = item.numpy()
+        if isinstance(item, dict):
+            item = [item[s.name] for s in inputs]
+        elif isinstance(item, (tuple, list)):
+            item = list(item)
+            if len(inputs) == 1 and len(item) == 2:  # (x, y) pairs as in a labelled tf.data pipeline
+                item = item[:1]
+        else:
+            item = [item]
+        collected.extend(_to_samples([a.numpy() if hasattr(a, "numpy") else a for a in item], inputs, where))
+        if len(collected) >= limit:
+            break
+    if not collected:
+        raise DataError(f"{where} yielded no samples")
+    calib_idx, verify_idx = _split_indices(len(collected), samples, seed)
+    return _finish([collected[i] for i in calib_idx], [collected[i] for i in verify_idx], where, "callable", None)
+
+
+def _from_callable(spec: str, inputs, samples, seed) -> SampleSet:
+    module_name, _, func_name = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise DataError(f"cannot import {spec}: {exc}; expected module:function importable from the current folder") from None
+    return _from_iterable(func(), inputs, samples, seed, spec)
+
+
+def _finish(calibration, verification, source, kind, pp) -> SampleSet:
+    held_out = bool(verification)
+    return SampleSet(calibration, verification or calibration[:VERIFY_SAMPLES], source, kind, held_out, pp)
+
+
+def load_samples(
+    data: Any,
+    inputs: Sequence[InputSpec],
+    samples: int = 200,
+    seed: int = 0,
+    resize: str = "stretch",
+    normalize: str = "0,1",
+    bgr: bool = False,
+) -> SampleSet:
+    """Read a representative dataset for a model with the given inputs.
+
+    Args:
+        data: an image folder, a video, a ``.npy``/``.npz`` file, ``"module:function"``, a
+            ``tf.data.Dataset``, a callable returning an iterable, or an iterable of arrays.
+        inputs: the model's inputs.
+        samples: how many samples calibrate (the rest, up to 100, verify).
+        seed: seed of the reproducible sampling.
+        resize, normalize, bgr: image preprocessing (see :class:`~edgeq.metadata.Preprocess`).
+
+    Raises:
+        DataError: the data is missing, empty, undecodable, non-finite or does not fit the inputs.
+    """
+    if samples < 1:
+        raise DataError(f"--samples must be at least 1. Received: {samples}")
+    pp_args = {"resize": resize, "normalize": normalize, "bgr": bgr}
+    if isinstance(data, (str, os.PathLike)):
+        text = os.fspath(data)
+        path = Path(text)
+        if path.is_dir():
+            return _from_folder(path, inputs, samples, seed, pp_args)
+        if path.is_file():
+            suffix = path.suffix.lower()
+            if suffix in (".npy", ".npz"):
+                return _from_npy(path, inputs, samples, seed)
+            if suffix in VIDEO_EXTENSIONS:
+                return _from_video(path, inputs, samples, seed, pp_args)
+            raise DataError(
+                f"cannot use {path} as data: expected an image folder, a video ({', '.join(VIDEO_EXTENSIONS)}), "
+                ".npy/.npz, or module:function"
+            )
+        if ":" in text and not path.exists() and not text.startswith(("/", ".")):
+            return _from_callable(text, inputs, samples, seed)
+        raise DataError(f"data not found: {text}; give an image folder, a video, a .npy/.npz file or module:function")
+    if callable(data):
+        return _from_iterable(data(), inputs, samples, seed, getattr(data, "__name__", "callable"))
+    if isinstance(data, np.ndarray):
+        return _from_arrays([data], inputs, samples, seed, "array", "arrays")
+    if hasattr(data, "__iter__"):
+        return _from_iterable(data, inputs, samples, seed, type(data).__name__)
+    raise DataError(f"cannot use {type(data).__name__} as data; see edgeq convert --help for the accepted sources")

@@ -1,0 +1,52 @@
+"""edgeq: convert Keras models to int8 TFLite, run them on edge devices, profile them.
+
+The public surface is listed in ``__all__``. Names are resolved lazily so that
+``import edgeq.runtime`` on a Raspberry Pi stays fast and never touches TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from edgeq._version import __version__
+
+#: public name -> module defining it
+_EXPORTS: dict[str, str] = {
+    # conversion (needs the [convert] extra at call time)
+    "convert": "edgeq.converters",
+    "ConversionResult": "edgeq.converters",
+    # runtime
+    "load": "edgeq.runtime",
+    "Model": "edgeq.runtime",
+    # embedded metadata
+    "ModelMetadata": "edgeq.metadata",
+    "Preprocess": "edgeq.metadata",
+    "QuantInfo": "edgeq.metadata",
+    "read_metadata": "edgeq.metadata",
+    # errors
+    "EdgeqError": "edgeq.errors",
+    "UsageError": "edgeq.errors",
+    "DependencyMissing": "edgeq.errors",
+    "ModelError": "edgeq.errors",
+    "DataError": "edgeq.errors",
+    "ConversionError": "edgeq.errors",
+    "InferenceError": "edgeq.errors",
+    "DeviceError": "edgeq.errors",
+    "CheckFailed": "edgeq.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgeq' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

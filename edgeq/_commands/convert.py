@@ -1,0 +1,72 @@
+"""``edgeq convert``: Keras/SavedModel → verified TFLite."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeq._ui import UI
+from edgeq.errors import CheckFailed
+
+EXAMPLES = """examples:
+  edgeq convert model.keras --data calib_images/ --out model_int8.tflite
+  edgeq convert model.h5 --data frames.npy --mode int16x8 --out model_16x8.tflite
+  edgeq convert saved_model/ --data video.mp4 --normalize imagenet --labels labels.txt --out m.tflite
+  edgeq convert model.keras --data mydata:samples --io float --min-agreement 0.98 --out m.tflite
+"""
+
+MODE_KEYS = ("int8", "uint8", "int16x8", "dynamic", "float16", "float32")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert", help="convert a Keras model to (int8) TFLite and verify it",
+        description="Convert a Keras 3 .keras, Keras 2 .h5 or SavedModel to TFLite, calibrated on a representative "
+        "dataset, then verify it against the float model on held-back samples.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help=".keras file, .h5 file or SavedModel folder")
+    p.add_argument("--data", help="representative data: image folder, video, .npy/.npz, or module:function")
+    p.add_argument("--out", required=True, help="the .tflite file to write")
+    p.add_argument("--mode", default="int8", metavar="MODE", help=f"one of {', '.join(MODE_KEYS)} (default int8)")
+    p.add_argument("--io", help="input/output type: float keeps float IO on an integer body (default: the mode's type)")
+    p.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample selection (default 0)")
+    p.add_argument("--resize", default="stretch", help="stretch, crop or pad (image data; default stretch)")
+    p.add_argument("--normalize", default="0,1", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default 0,1)")
+    p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
+    p.add_argument("--labels", help="class names, one per line, embedded in the model")
+    p.add_argument("--target", help="board profile the model is for (e.g. pi4, pi5, or auto); warns on a poor fit")
+    p.add_argument("--min-agreement", type=float, help="fail (exit 1, file kept) if top-1 agreement is below this fraction")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    from edgeq._render import conversion_table
+    from edgeq.converters import convert
+    from edgeq.converters.modes import get_mode
+
+    spec = get_mode(args.mode)
+    if spec.warning:
+        ui.warn(spec.warning)
+    failure = None
+    with ui.progress():
+        try:
+            result = convert(
+                args.model, args.data, args.out, mode=args.mode, io=args.io, samples=args.samples, seed=args.seed,
+                resize=args.resize, normalize=args.normalize, bgr=args.bgr, labels=args.labels, force=args.force,
+                min_agreement=args.min_agreement, target=args.target,
+            )
+        except CheckFailed as exc:
+            failure, result = exc, exc.result  # type: ignore[attr-defined]
+    if ui.json_mode:
+        ui.json(result.to_dict())
+    else:
+        ui.print(conversion_table(result))
+    for note in result.warnings:
+        if note != spec.warning:
+            ui.warn(note)
+    if failure is not None:
+        raise failure
+    return 0

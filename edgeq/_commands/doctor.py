@@ -1,0 +1,62 @@
+"""``edgeq doctor``: check the install on this device; each check is ok, warn or fail with a fix."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from edgeq.devices import DoctorReport, Status, run_doctor
+
+STATUS_STYLES = {Status.OK: "[green]ok[/]", Status.WARN: "[yellow]warn[/]", Status.FAIL: "[red]fail[/]"}
+
+EXAMPLES = """\
+examples:
+  edgeq doctor           # check backend, numpy, XNNPACK, OS, camera, memory and throttling
+  edgeq doctor --json    # the same as JSON; the exit status is 1 when a check fails
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``doctor`` subcommand."""
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check the install on this device and say how to fix problems",
+        description="Check that a TFLite interpreter imports and which version, that numpy suits it, that "
+        "XNNPACK is applied, the OS architecture, the camera stack, free memory and throttling. Each check "
+        "prints ok, warn or fail with a fix; the exit status is 1 when any check fails.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ui: Any) -> int:
+    """Run the checks, print them, and return 1 if any failed."""
+    report = run_doctor()
+    if ui.json_mode:
+        ui.json(report.to_dict())
+    else:
+        ui.print(checks_table(report))
+    if report.failed:
+        ui.error(f"doctor: {len(report.failed)} check(s) failed: {', '.join(c.name for c in report.failed)}")
+        return 1
+    return 0
+
+
+def checks_table(report: DoctorReport) -> Table:
+    """The checks, one row each, with the fix under warnings and failures."""
+    device = report.device
+    table = Table(title=f"edgeq doctor on {escape(device.board or device.profile)} ({device.arch})", title_justify="left")
+    table.add_column("status")
+    table.add_column("check")
+    table.add_column("finding / fix")
+    for check in report.checks:
+        text = escape(check.message)
+        if check.fix:
+            text += f"\n[bold]fix:[/] {escape(check.fix)}"
+        table.add_row(STATUS_STYLES[check.status], check.name, text)
+    return table

@@ -1,0 +1,114 @@
+"""Pure functions that turn results into ``rich`` renderables; only the CLI prints them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from rich.table import Table
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def key_value_table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value if hasattr(value, "__rich__") else fmt(value))
+    return table
+
+
+def conversion_table(result: Any) -> Table:
+    """The verification table printed after ``edgeq convert``."""
+    v = result.verification
+    agreement = "n/a (not a classifier)" if v.agreement is None else f"{v.agreement * 100:.1f} %"
+    rows = [
+        ("output", str(result.out)),
+        ("mode", result.mode),
+        ("input / output", f"{result.metadata.quant.input_type} / {result.metadata.quant.output_type}"),
+        ("samples compared", f"{v.samples} ({'held out' if v.held_out else 'not held out'})"),
+        ("top-1 agreement", agreement),
+        ("SQNR", f"{fmt(v.sqnr_db, 3)} dB"),
+        ("max / mean abs error", f"{fmt(v.max_abs_error)} / {fmt(v.mean_abs_error)}"),
+        ("size", f"{human_bytes(v.size_before)} → {human_bytes(v.size_after)} ({v.size_ratio:.2f}x)"),
+        ("ops left in float", ", ".join(f"{k}×{n}" for k, n in v.float_ops.items()) or "none"),
+        ("time", ", ".join(f"{k} {s:.1f}s" for k, s in result.seconds.items())),
+    ]
+    return key_value_table("Conversion verified against the float model", rows)
+
+
+def tensors_table(title: str, tensors: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("name", "shape", "dtype", "scale", "zero point"):
+        table.add_column(col)
+    for t in tensors:
+        table.add_row(t["name"], str(t.get("shape_signature") or t["shape"]), t["dtype"], fmt(t["scale"] or None),
+                      str(t["zero_point"]) if t["scale"] else "—")
+    return table
+
+
+def counts_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("op")
+    table.add_column("count", justify="right")
+    for op, n in counts.items():
+        table.add_row(op, str(n))
+    return table
+
+
+def predictions_table(title: str, top: Sequence[tuple[str, float]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("label")
+    table.add_column("score", justify="right")
+    for i, (label, score) in enumerate(top, 1):
+        table.add_row(str(i), label, f"{score:.4f}")
+    return table
+
+
+def outputs_table(title: str, outputs: dict[str, Any]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("output", "shape", "dtype", "min", "max", "mean"):
+        table.add_column(col)
+    for name, arr in outputs.items():
+        table.add_row(name, str(list(arr.shape)), str(arr.dtype), fmt(float(arr.min())), fmt(float(arr.max())),
+                      fmt(float(arr.mean())))
+    return table
+
+
+def demo_table(result: Any) -> Table:
+    """The one table of ``edgeq demo``: size, accuracy and latency, float vs int8."""
+    table = Table(title=f"edgeq demo: Fashion-MNIST sample ({result.samples} labelled images)", title_justify="left")
+    table.add_column("model")
+    table.add_column("size", justify="right")
+    table.add_column("top-1 accuracy", justify="right")
+    table.add_column("latency p50", justify="right")
+    if result.float_accuracy is not None:
+        table.add_row("Keras float32", human_bytes(result.float_size), f"{result.float_accuracy * 100:.2f} %", "—")
+    drop = ""
+    if result.float_accuracy is not None:
+        drop = f" ({(result.int8_accuracy - result.float_accuracy) * 100:+.2f} pts)"
+    table.add_row(f"TFLite int8 ({result.backend}, {result.threads} thr)", human_bytes(result.int8_size),
+                  f"{result.int8_accuracy * 100:.2f} %{drop}", f"{result.latency_ms_p50:.3f} ms")
+    if result.verification:
+        v = result.verification
+        table.caption = (f"verified on {v['samples']} held-out images: top-1 agreement {v['agreement'] * 100:.1f} %, "
+                         f"SQNR {v['sqnr_db']:.1f} dB")
+    return table

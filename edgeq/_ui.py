@@ -1,0 +1,78 @@
+"""The CLI's only Console: results to stdout, status and errors to stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import Any, Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from edgeq._progress import reporting
+
+
+class _RichReporter:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, description: str, total: int | None) -> Callable[[int], None]:
+        task = self.progress.add_task(description, total=total)
+        self.tasks[description] = task
+        return lambda n=1: self.progress.advance(task, n)
+
+    def stop(self, description: str) -> None:
+        task = self.tasks.pop(description, None)
+        if task is not None:
+            self.progress.update(task, completed=self.progress.tasks[task].total or 1, total=self.progress.tasks[task].total or 1)
+
+
+class UI:
+    """Rendering for one CLI invocation; ``json_mode`` keeps stdout machine-readable."""
+
+    def __init__(self, json_mode: bool = False) -> None:
+        self.json_mode = json_mode
+        self.out = Console(soft_wrap=False)
+        self.err = Console(stderr=True)
+
+    def print(self, *renderables: Any) -> None:
+        if not self.json_mode:
+            self.out.print(*renderables)
+
+    def json(self, obj: Any) -> None:
+        sys.stdout.write(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+        sys.stdout.flush()
+
+    def status(self, message: str) -> None:
+        self.err.print(message, style="dim", highlight=False)
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    def error(self, message: str) -> None:
+        self.err.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+
+    def traceback(self) -> None:
+        self.err.print_exception()
+
+    @contextlib.contextmanager
+    def progress(self) -> Iterator[None]:
+        """Show a progress bar on stderr for the library steps run inside the block."""
+        progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.err, transient=False, disable=not self.err.is_terminal,
+        )
+        with progress, reporting(_RichReporter(progress)):
+            yield
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)

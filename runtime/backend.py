@@ -1,0 +1,102 @@
+"""Choosing the TFLite interpreter: LiteRT, then tflite-runtime, then TensorFlow Lite.
+
+TensorFlow is imported only when its backend is asked for by name or is the only one left.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+from edgeq.errors import DependencyMissing, UsageError
+
+#: backend name -> (module holding ``Interpreter`` and ``load_delegate``, distribution for its version)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+    "tensorflow": ("tensorflow.lite", "tensorflow"),
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An importable interpreter backend."""
+
+    name: str
+    version: str
+    module: ModuleType
+
+    @property
+    def Interpreter(self) -> Any:  # noqa: N802 - mirrors the backends' class name
+        return self.module.Interpreter
+
+    def load_delegate(self, library: str, options: dict[str, Any] | None = None) -> Any:
+        loader = getattr(self.module, "load_delegate", None) or getattr(self.module.experimental, "load_delegate")
+        return loader(library, options or {})
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    for name in (dist, "tensorflow-cpu") if dist == "tensorflow" else (dist,):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+@lru_cache(maxsize=None)
+def _load(name: str) -> Backend:
+    module_name, dist = BACKENDS[name]
+    if name == "tensorflow":
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    module = importlib.import_module(module_name)
+    return Backend(name, _version(dist), module)
+
+
+def get_backend(name: str | None = None) -> Backend:
+    """Return the named backend, or the first importable one in the order of :data:`BACKENDS`.
+
+    Raises:
+        UsageError: ``name`` is not a known backend.
+        DependencyMissing: the named backend, or every backend, fails to import.
+    """
+    if name is not None:
+        if name not in BACKENDS:
+            raise UsageError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+        try:
+            return _load(name)
+        except ImportError as exc:
+            raise DependencyMissing(
+                f"backend {name!r} cannot be imported ({exc}); install {BACKENDS[name][1]} or choose another --backend"
+            ) from exc
+    errors = []
+    for candidate in BACKENDS:
+        try:
+            return _load(candidate)
+        except ImportError as exc:
+            errors.append(f"{candidate}: {exc}")
+    raise DependencyMissing(
+        "no TFLite interpreter is installed (" + "; ".join(errors) + "); install one with: pip install ai-edge-litert "
+        "(64-bit OS) or pip install tflite-runtime 'numpy<2' (32-bit Raspberry Pi OS)"
+    )
+
+
+def available_backends() -> dict[str, str | None]:
+    """Each known backend and its version, or ``None`` when it does not import (imports them all)."""
+    out: dict[str, str | None] = {}
+    for name in BACKENDS:
+        try:
+            out[name] = _load(name).version
+        except ImportError:
+            out[name] = None
+    return out

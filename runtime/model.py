@@ -1,0 +1,325 @@
+"""`Model`: run any ``.tflite`` file with float in, float out, on any installed backend."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from edgeq._flatbuffer import TFLiteFile, parse
+from edgeq._io import read_model_bytes
+from edgeq.errors import DataError, DeviceError, InferenceError, ModelError, UsageError
+from edgeq.metadata import METADATA_NAME, ModelMetadata, Preprocess
+from edgeq.runtime.backend import Backend, get_backend
+from edgeq.runtime.preprocess import default_preprocess, dequantize, load_image, quantize, quantize_table, resize_pixels
+from edgeq.runtime.preprocess import normalize
+
+log = logging.getLogger(__name__)
+
+_IMAGE_TYPES = (str, os.PathLike)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An input or output of a model.
+
+    ``scale``/``zero_point`` are the per-tensor quantization (``0.0``/``0`` for float tensors);
+    ``scales``/``zero_points`` hold per-channel values when the tensor has them.
+    """
+
+    name: str
+    index: int
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...]
+    dtype: np.dtype
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
+
+    @property
+    def is_image(self) -> bool:
+        """NHWC with 1 or 3 channels: an image model input."""
+        return len(self.shape) == 4 and self.shape[3] in (1, 3) and min(self.shape[1:3]) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "index": self.index, "shape": list(self.shape),
+            "shape_signature": list(self.shape_signature), "dtype": np.dtype(self.dtype).name,
+            "scale": self.scale, "zero_point": self.zero_point,
+        }
+
+
+def _spec(name: str, d: Mapping[str, Any]) -> TensorSpec:
+    scale, zp = d.get("quantization", (0.0, 0))
+    return TensorSpec(
+        name=name, index=int(d["index"]), shape=tuple(int(v) for v in d["shape"]),
+        shape_signature=tuple(int(v) for v in d.get("shape_signature", d["shape"])),
+        dtype=np.dtype(d["dtype"]), scale=float(scale), zero_point=int(zp),
+    )
+
+
+def _default_threads() -> int:
+    try:
+        from edgeq.devices import current
+
+        return max(1, int(current().recommended_threads))
+    except Exception:  # noqa: BLE001 - detection is best effort; never block inference on it
+        return max(1, os.cpu_count() or 1)
+
+
+class Model:
+    """A TFLite model ready to run, with automatic (de)quantization and embedded preprocessing.
+
+    Args:
+        path: a ``.tflite`` file path, or its bytes.
+        threads: interpreter threads; default: the device's recommendation (physical cores).
+        backend: ``litert``, ``tflite-runtime`` or ``tensorflow``; default: the first that imports.
+        delegate: path of an external delegate library (e.g. ``libedgetpu.so.1``).
+        delegate_options: options passed to the delegate.
+        signature: the signature to run for models with several; default: the only/first one.
+        preprocess: image preprocessing when the model has no ``edgeq`` metadata.
+        labels: class names when the model has no ``edgeq`` metadata.
+
+    Inputs:
+        ``predict`` takes a numpy array (float, or already in the input's dtype), a PIL image, an
+        image path, or a list of these (a batch); several inputs as a list or a dict by name.
+
+    Outputs:
+        A dict from output name to a float32 array (dequantized; ``raw=True`` keeps integers).
+
+    Raises:
+        ModelError: the file is missing, not a TFLite model, corrupt, or uses an op the backend lacks.
+        DeviceError: the delegate cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | bytes,
+        threads: int | None = None,
+        backend: str | None = None,
+        delegate: str | None = None,
+        delegate_options: Mapping[str, Any] | None = None,
+        signature: str | None = None,
+        preprocess: Preprocess | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        data, self.name = read_model_bytes(path)
+        self.path = None if isinstance(path, (bytes, bytearray)) else os.fspath(path)
+        self.file: TFLiteFile = parse(data, self.name)
+        raw_meta = self.file.metadata.get(METADATA_NAME)
+        self.metadata: ModelMetadata | None = ModelMetadata.from_json(raw_meta, self.name) if raw_meta else None
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise UsageError(f"threads must be a positive integer. Received: threads={threads!r}")
+        self.threads = threads or _default_threads()
+        self.backend: Backend = get_backend(backend)
+        self._data = data  # the interpreter reads from this buffer; keep it alive
+        self.size_bytes = len(data)
+        delegates = [self._load_delegate(delegate, delegate_options)] if delegate else None
+        try:
+            self.interpreter = self.backend.Interpreter(
+                model_content=data, num_threads=self.threads, experimental_delegates=delegates
+            )
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.name} cannot be loaded by {self.backend.name}: {_interpreter_reason(exc, self.file)}") from exc
+        self._bind_signature(signature)
+        self.preprocess = (self.metadata.preprocess if self.metadata and self.metadata.preprocess else preprocess)
+        self.labels: tuple[str, ...] = tuple(self.metadata.labels if self.metadata and self.metadata.labels else labels or ())
+        self._tables: dict[int, np.ndarray] = {}
+        self.load_seconds = time.perf_counter() - started
+        self.last_invoke_seconds = 0.0
+
+    # ----------------------------------------------------------------------------------- setup
+    def _load_delegate(self, library: str, options: Mapping[str, Any] | None) -> Any:
+        try:
+            return self.backend.load_delegate(library, dict(options or {}))
+        except (ValueError, OSError, RuntimeError, AttributeError) as exc:
+            raise DeviceError(
+                f"cannot load delegate {library!r} with {self.backend.name}: {exc}; check that the library "
+                "is installed and matches the runtime version, or run without --delegate"
+            ) from exc
+
+    def _bind_signature(self, signature: str | None) -> None:
+        keys = [s.key for s in self.file.signatures]
+        if signature is not None and signature not in keys:
+            raise UsageError(f"{self.name} has no signature {signature!r}; it has: {', '.join(keys) or 'none'}")
+        self.signature = signature or (keys[0] if keys else None)
+        self._runner = None
+        if self.signature is not None and (len(keys) > 1 or len(self.file.subgraphs) > 1):
+            self._runner = self.interpreter.get_signature_runner(self.signature)
+            self.inputs = tuple(_spec(n, d) for n, d in self._runner.get_input_details().items())
+            self.outputs = tuple(_spec(n, d) for n, d in self._runner.get_output_details().items())
+            return
+        sig = self.file.signatures[0] if self.file.signatures else None
+        in_names = {v: k for k, v in sig.inputs.items()} if sig else {}
+        out_names = {v: k for k, v in sig.outputs.items()} if sig else {}
+        self.inputs = tuple(_spec(in_names.get(d["index"], d["name"]), d) for d in self.interpreter.get_input_details())
+        outs = self.interpreter.get_output_details()
+        if sig:  # keep the signature's output order (output_0, output_1, …)
+            order = {idx: i for i, idx in enumerate(sig.outputs.values())}
+            outs = sorted(outs, key=lambda d: order.get(d["index"], len(order)))
+        self.outputs = tuple(_spec(out_names.get(d["index"], d["name"]), d) for d in outs)
+        self._shapes = [s.shape for s in self.inputs]
+
+    # ------------------------------------------------------------------------------- inference
+    def __call__(self, x: Any, raw: bool = False) -> dict[str, np.ndarray]:
+        return self.predict(x, raw=raw)
+
+    def predict(self, x: Any, raw: bool = False) -> dict[str, np.ndarray]:
+        """Run the model once on ``x`` (see the class's Inputs/Outputs).
+
+        Raises:
+            DataError: an input cannot be made to fit (wrong shape/dtype, undecodable image).
+            InferenceError: the interpreter failed.
+        """
+        arrays = self.prepare(x)
+        started = time.perf_counter()
+        try:
+            if self._runner is not None:
+                result = self._runner(**{s.name: a for s, a in zip(self.inputs, arrays)})
+                outputs = [result[s.name] for s in self.outputs]
+            else:
+                for i, (spec, array) in enumerate(zip(self.inputs, arrays)):
+                    if array.shape != self._shapes[i]:
+                        self.interpreter.resize_tensor_input(spec.index, array.shape, strict=False)
+                        self.interpreter.allocate_tensors()
+                        self._shapes[i] = array.shape
+                    self.interpreter.set_tensor(spec.index, array)
+                self.interpreter.invoke()
+                outputs = [self.interpreter.get_tensor(s.index) for s in self.outputs]
+        except (ValueError, RuntimeError) as exc:
+            raise InferenceError(f"{self.name} failed to run on {self.backend.name}: {exc}") from exc
+        finally:
+            self.last_invoke_seconds = time.perf_counter() - started
+        named = {s.name: o for s, o in zip(self.outputs, outputs)}
+        return named if raw else self.dequantize(named)
+
+    def dequantize(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Turn raw outputs (``predict(x, raw=True)``) into float32 values; float outputs pass through."""
+        return {s.name: dequantize(outputs[s.name], s.scale, s.zero_point) if s.quantized else outputs[s.name]
+                for s in self.outputs}
+
+    def prepare(self, x: Any) -> list[np.ndarray]:
+        """The input tensors ``predict(x)`` would feed: preprocessed, quantized, batched (one per input).
+
+        Feeding them back to ``predict`` skips that work, e.g. to time inference alone.
+        """
+        return [self._prepare(spec, value) for spec, value in zip(self.inputs, self._split(x))]
+
+    def _split(self, x: Any) -> list[Any]:
+        n = len(self.inputs)
+        if isinstance(x, Mapping):
+            missing = [s.name for s in self.inputs if s.name not in x]
+            if missing:
+                raise DataError(f"missing inputs {missing}; the model takes {[s.name for s in self.inputs]}")
+            return [x[s.name] for s in self.inputs]
+        if n == 1:
+            return [x]
+        if isinstance(x, (list, tuple)) and len(x) == n:
+            return list(x)
+        raise DataError(f"the model takes {n} inputs ({', '.join(s.name for s in self.inputs)}); pass a list or a dict of {n}")
+
+    def _image_preprocess(self, spec: TensorSpec) -> Preprocess:
+        pp = self.preprocess or default_preprocess(spec.shape)
+        if pp is None:
+            raise DataError(f"input {spec.name!r} of shape {list(spec.shape)} is not an image input; pass an array")
+        if pp.size is None:
+            pp = Preprocess(**{**pp.to_dict(), "size": spec.shape[1:3], "mean": pp.mean, "std": pp.std})
+        return pp
+
+    def _image_tensor(self, spec: TensorSpec, images: Iterable[Any]) -> np.ndarray:
+        pp = self._image_preprocess(spec)
+        pixels = np.stack([resize_pixels(load_image(img), pp) for img in images])
+        if spec.quantized:
+            table = self._tables.get(spec.index)
+            if table is None:
+                table = self._tables[spec.index] = quantize_table(pp, spec.scale, spec.zero_point, spec.dtype)
+            return table[pixels, np.arange(pp.channels)]
+        return normalize(pixels, pp).astype(spec.dtype, copy=False)
+
+    def _prepare(self, spec: TensorSpec, value: Any) -> np.ndarray:
+        if isinstance(value, _IMAGE_TYPES) or _is_pil(value):
+            return self._image_tensor(spec, [value])
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, _IMAGE_TYPES) or _is_pil(v) for v in value):
+            return self._image_tensor(spec, value)
+        array = np.asarray(value)
+        rank = len(spec.shape)
+        if spec.is_image and array.dtype == np.uint8 and spec.dtype != np.uint8 and array.ndim in (2, 3, 4):
+            return self._image_tensor(spec, list(array) if array.ndim == 4 else [array])
+        if array.ndim == rank - 1:
+            array = array[None]
+        if array.ndim != rank or any(
+            want not in (-1, got) for want, got in zip(spec.shape_signature[1:], array.shape[1:])
+        ):
+            raise DataError(
+                f"input {spec.name!r} expects shape {list(spec.shape_signature)} ({np.dtype(spec.dtype).name}); "
+                f"got {list(array.shape)} ({array.dtype})"
+            )
+        if array.dtype == spec.dtype:
+            return np.ascontiguousarray(array)
+        if spec.quantized and np.issubdtype(array.dtype, np.floating):
+            if not np.isfinite(array).all():
+                raise DataError(f"input {spec.name!r} contains NaN or infinite values")
+            return quantize(array, spec.scale, spec.zero_point, spec.dtype)
+        if np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
+            return array.astype(spec.dtype)
+        raise DataError(
+            f"input {spec.name!r} expects {np.dtype(spec.dtype).name} (or float to quantize); got {array.dtype}"
+        )
+
+    # ---------------------------------------------------------------------------- classifiers
+    def classify(self, x: Any, k: int = 5) -> list[tuple[str, float]]:
+        """Top-``k`` ``(label, score)`` of the first output for one input; labels fall back to indices."""
+        scores = next(iter(self.predict(x).values()))
+        return top(scores, k, self.labels)
+
+    def reset(self) -> None:
+        """Reset the variables of a stateful model."""
+        self.interpreter.reset_all_variables()
+
+    def describe(self) -> dict[str, Any]:
+        """The model's inputs, outputs, backend, threads and metadata, JSON-ready."""
+        return {
+            "model": self.name,
+            "backend": self.backend.to_dict(),
+            "threads": self.threads,
+            "signature": self.signature,
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
+            "metadata": self.metadata.to_dict() if self.metadata else None,
+        }
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, backend={self.backend.name!r}, threads={self.threads})"
+
+
+def top(scores: np.ndarray, k: int, labels: Sequence[str] = ()) -> list[tuple[str, float]]:
+    """The ``k`` best ``(label, score)`` of a score vector (or a batch of one); index strings when unlabelled."""
+    flat = np.asarray(scores, dtype=np.float32).reshape(-1)
+    k = max(1, min(k, flat.size))
+    best = np.argpartition(-flat, k - 1)[:k]
+    best = best[np.argsort(-flat[best], kind="stable")]
+    return [(labels[i] if i < len(labels) else str(i), float(flat[i])) for i in best]
+
+
+def _is_pil(value: Any) -> bool:
+    return type(value).__module__.startswith("PIL.")
+
+
+def _interpreter_reason(exc: Exception, file: TFLiteFile) -> str:
+    from edgeq._tflite_names import BUILTIN_OPS
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "custom op" in str(exc).lower() or "unresolved" in str(exc).lower():
+        known = set(BUILTIN_OPS.values())
+        custom = sorted({op.op for sg in file.subgraphs for op in sg.operators if op.op not in known})
+        return f"it uses ops this backend does not have ({', '.join(custom) or text}); use a backend or delegate that provides them"
+    return text

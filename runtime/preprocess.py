@@ -1,0 +1,121 @@
+"""Image preprocessing: one implementation used for calibration and for inference.
+
+The converter calls :func:`image_to_array` on the representative images and stores the
+:class:`~edgeq.metadata.Preprocess` in the model; the runtime rebuilds the same object from
+the metadata and calls the same function, so both sides produce identical arrays.
+Pillow is imported only when an image is handled.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgeq.errors import DataError
+from edgeq.metadata import Preprocess
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def load_image(source: Any) -> Image.Image:
+    """Open an image from a path, a PIL image or an ``HxW``/``HxWxC`` uint8 array (RGB order).
+
+    Raises:
+        DataError: the file is missing or cannot be decoded, or the array is not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+            raise DataError(
+                f"expected an image array of uint8 HxW or HxWx(1|3|4). Received: dtype={arr.dtype}, shape={arr.shape}"
+            )
+        return Image.fromarray(arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    path = os.fspath(source)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img
+    except FileNotFoundError:
+        raise DataError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot decode image {path}: {exc}; give a JPEG, PNG, BMP or WebP file") from None
+
+
+def resize_pixels(img: Image.Image, pp: Preprocess) -> np.ndarray:
+    """Colour-convert and resize an image as ``pp`` says; returns ``HxWxC`` uint8 pixels."""
+    from PIL import Image
+
+    img = img.convert("L" if pp.color == "grayscale" else "RGB")
+    if pp.size is not None:
+        h, w = pp.size
+        if pp.resize == "stretch":
+            img = img.resize((w, h), Image.BILINEAR)
+        elif pp.resize == "crop":
+            sw, sh = img.size
+            scale = max(w / sw, h / sh)
+            cw, ch = min(sw, round(w / scale)), min(sh, round(h / scale))
+            left, top = (sw - cw) // 2, (sh - ch) // 2
+            img = img.resize((w, h), Image.BILINEAR, box=(left, top, left + cw, top + ch))
+        else:  # pad
+            sw, sh = img.size
+            scale = min(w / sw, h / sh)
+            nw, nh = max(1, round(sw * scale)), max(1, round(sh * scale))
+            canvas = Image.new(img.mode, (w, h))
+            canvas.paste(img.resize((nw, nh), Image.BILINEAR), ((w - nw) // 2, (h - nh) // 2))
+            img = canvas
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if pp.color == "bgr":
+        arr = arr[:, :, ::-1]
+    return arr
+
+
+def normalize(pixels: np.ndarray, pp: Preprocess) -> np.ndarray:
+    """Map 0–255 pixels to model values: ``(p * scale - mean) / std`` in float32."""
+    mean = np.asarray(pp.mean, dtype=np.float32)
+    std = np.asarray(pp.std, dtype=np.float32)
+    return (pixels.astype(np.float32) * np.float32(pp.scale) - mean) / std
+
+
+def image_to_array(source: Any, pp: Preprocess) -> np.ndarray:
+    """Load, resize, colour-convert and normalise one image: ``HxWxC`` float32."""
+    return normalize(resize_pixels(load_image(source), pp), pp)
+
+
+def quantize_table(pp: Preprocess, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """A ``256 x C`` lookup table from pixel value to the quantized model input.
+
+    Quantizing ``normalize(p)`` for each of the 256 pixel values once makes the
+    per-frame work a table lookup; the result equals quantizing the float array.
+    """
+    values = np.arange(256, dtype=np.uint8).reshape(256, 1).repeat(pp.channels, axis=1)
+    return quantize(normalize(values, pp), scale, zero_point, dtype)
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """Affine-quantize floats: ``clip(round(x / scale) + zero_point)`` to the range of ``dtype``."""
+    info = np.iinfo(dtype)
+    q = np.round(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Inverse of :func:`quantize`: ``(q - zero_point) * scale`` in float32."""
+    return (q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
+def default_preprocess(shape: tuple[int, ...]) -> Preprocess | None:
+    """The documented default for an NHWC image input without metadata: stretch, RGB or grayscale, 0–1."""
+    if len(shape) != 4 or shape[3] not in (1, 3) or min(shape[1:3]) < 1:
+        return None
+    return Preprocess(size=(shape[1], shape[2]), color="grayscale" if shape[3] == 1 else "rgb")
