@@ -19,6 +19,9 @@ _EXPORTS: dict[str, str] = {
     # runtime
     "load": "edgeq.runtime",
     "Model": "edgeq.runtime",
+    # profiling (the function lives in edgeq.runtime.profile; naming the module keeps it from resolving to the module)
+    "profile": "edgeq.runtime.profile",
+    "compare": "edgeq.runtime.report",
     # embedded metadata
     "ModelMetadata": "edgeq.metadata",
     "Preprocess": "edgeq.metadata",

@@ -8,6 +8,7 @@ import sys
 from typing import Any, Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from edgeq._progress import reporting
@@ -46,10 +47,10 @@ class UI:
         sys.stdout.flush()
 
     def status(self, message: str) -> None:
-        self.err.print(message, style="dim", highlight=False)
+        self.err.print(escape(message), style="dim", highlight=False)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {message}", highlight=False)
+        self.err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
     def error(self, message: str) -> None:
         self.err.print(message, style="red", markup=False, highlight=False, soft_wrap=True)

@@ -21,6 +21,8 @@ import numpy as np
 
 from edgeq.errors import DataError
 
+#: calibration images of the 200 bundled; the other 50 are held back for verification
+CALIBRATION_SAMPLES = 150
 #: how many timed inferences the demo's latency figure is the median of
 TIMED_RUNS = 200
 
@@ -61,9 +63,11 @@ def run_demo(sample: str | os.PathLike | None = None, threads: int | None = None
 
     root = Path(sample) if sample else sample_dir()
     eval_set = labelled_folder(root / "eval")
+    notes: list[str] = []
     if convert is None:
         convert = importlib.util.find_spec("tensorflow") is not None
-    notes: list[str] = []
+        if not convert:
+            notes.append('TensorFlow is not installed: ran the committed int8 model (pip install "edgeq[convert]" to convert)')
     float_accuracy = float_size = verification = None
     with tempfile.TemporaryDirectory(prefix="edgeq-demo-") as tmp:
         if convert:
@@ -72,7 +76,7 @@ def run_demo(sample: str | os.PathLike | None = None, threads: int | None = None
             from edgeq.runtime.preprocess import image_to_array
 
             result = convert_model(root / "model.keras", root / "calib", Path(tmp) / "model_int8.tflite",
-                                   labels=root / "labels.txt")
+                                   samples=CALIBRATION_SAMPLES, labels=root / "labels.txt")
             model_path = result.out
             verification = result.verification.to_dict()
             pp = result.metadata.preprocess
@@ -82,7 +86,6 @@ def run_demo(sample: str | os.PathLike | None = None, threads: int | None = None
             float_size = source.size_bytes()
         else:
             model_path = root / "model_int8.tflite"
-            notes.append("TensorFlow not installed: ran the committed int8 model (pip install \"edgeq[convert]\" to convert)")
         model = Model(model_path, threads=threads)
         int8_accuracy = top1_accuracy(lambda p: next(iter(model.predict(p).values())), eval_set.paths, eval_set.labels,
                                       "Int8 accuracy")

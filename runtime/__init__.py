@@ -8,6 +8,8 @@ from edgeq.runtime.backend import Backend, available_backends, get_backend
 from edgeq.runtime.inspect import inspect_model
 from edgeq.runtime.model import Model, TensorSpec, top
 from edgeq.runtime.preprocess import image_to_array, load_image
+from edgeq.runtime.profile import profile
+from edgeq.runtime.report import CompareResult, ProfileReport, compare, load_report
 
 __all__ = [
     # models
@@ -16,6 +18,12 @@ __all__ = [
     "load",
     "top",
     "inspect_model",
+    # profiling
+    "profile",
+    "ProfileReport",
+    "compare",
+    "CompareResult",
+    "load_report",
     # backends
     "Backend",
     "get_backend",

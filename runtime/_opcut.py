@@ -156,3 +156,20 @@ class OpCutter:
         except Exception as exc:  # noqa: BLE001 - the generated writer raises bare exceptions
             raise ModelError(f"cannot cut operator {index} ({self.op_name(index)}) out of {self.name}: {exc}") from exc
         return OneOpModel(index, self.op_name(index), content, tuple(graph_inputs), tuple(outputs))
+
+
+def trivial_model() -> bytes:
+    """A one-op model doing almost nothing (``ADD`` of two 1-element float32 tensors).
+
+    Its run time is the fixed cost of one ``invoke()`` (Python call, interpreter and delegate dispatch),
+    which the per-op profiler subtracts from each one-op model's time.
+    """
+    fb, schema = flatbuffer_tools()
+    add = schema.BuiltinOperator.ADD
+    tensors = [schema.TensorT(shape=[1], type=schema.TensorType.FLOAT32, buffer=0, name=name) for name in "abc"]
+    op = schema.OperatorT(opcodeIndex=0, inputs=[0, 1], outputs=[2],
+                          builtinOptionsType=schema.BuiltinOptions.AddOptions, builtinOptions=schema.AddOptionsT())
+    graph = schema.SubGraphT(tensors=tensors, inputs=[0, 1], outputs=[2], operators=[op], name="overhead")
+    model = schema.ModelT(version=3, operatorCodes=[schema.OperatorCodeT(deprecatedBuiltinCode=add, builtinCode=add)],
+                          subgraphs=[graph], buffers=[schema.BufferT()], description="edgeq invoke overhead")
+    return bytes(fb.convert_object_to_bytearray(model))

@@ -17,7 +17,7 @@ from edgeq.errors import DependencyMissing, UsageError
 BACKENDS: dict[str, tuple[str, str]] = {
     "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
-    "tensorflow": ("tensorflow.lite", "tensorflow"),
+    "tensorflow": ("tensorflow.lite.python.interpreter", "tensorflow"),
 }
 
 
@@ -34,11 +34,31 @@ class Backend:
         return self.module.Interpreter
 
     def load_delegate(self, library: str, options: dict[str, Any] | None = None) -> Any:
+        _check_delegate_library(library)
         loader = getattr(self.module, "load_delegate", None) or getattr(self.module.experimental, "load_delegate")
         return loader(library, options or {})
 
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "version": self.version}
+
+
+def _check_delegate_library(library: str) -> None:
+    """Open ``library`` and look for the external-delegate entry points before the backend does.
+
+    The backends' ``Delegate.__init__`` fails half-way on a missing library or one that is not a
+    delegate, and its ``__del__`` then fails again, printing "Exception ignored in … Delegate.__del__"
+    with a traceback on stderr; checking first keeps the error to one line.
+
+    Raises:
+        OSError: the library cannot be loaded.
+        ValueError: it lacks ``tflite_plugin_create_delegate``/``tflite_plugin_destroy_delegate``.
+    """
+    import ctypes
+
+    lib = ctypes.CDLL(library)
+    missing = [s for s in ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate") if not hasattr(lib, s)]
+    if missing:
+        raise ValueError(f"{library} is not a TFLite external delegate (it has no {', '.join(missing)})")
 
 
 def _version(dist: str) -> str:

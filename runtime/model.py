@@ -187,11 +187,15 @@ class Model:
                 result = self._runner(**{s.name: a for s, a in zip(self.inputs, arrays)})
                 outputs = [result[s.name] for s in self.outputs]
             else:
-                for i, (spec, array) in enumerate(zip(self.inputs, arrays)):
-                    if array.shape != self._shapes[i]:
-                        self.interpreter.resize_tensor_input(spec.index, array.shape, strict=False)
-                        self.interpreter.allocate_tensors()
-                        self._shapes[i] = array.shape
+                # resize every input before allocating: inputs that share a batch dimension must agree
+                resized = [(i, a.shape) for i, a in enumerate(arrays) if a.shape != self._shapes[i]]
+                for i, shape in resized:
+                    self.interpreter.resize_tensor_input(self.inputs[i].index, shape, strict=False)
+                if resized:
+                    self.interpreter.allocate_tensors()
+                    for i, shape in resized:
+                        self._shapes[i] = shape
+                for spec, array in zip(self.inputs, arrays):
                     self.interpreter.set_tensor(spec.index, array)
                 self.interpreter.invoke()
                 outputs = [self.interpreter.get_tensor(s.index) for s in self.outputs]
@@ -221,7 +225,7 @@ class Model:
             if missing:
                 raise DataError(f"missing inputs {missing}; the model takes {[s.name for s in self.inputs]}")
             return [x[s.name] for s in self.inputs]
-        if n == 1:
+        if n == 1 and not (isinstance(x, list) and len(x) == 1 and _is_tensor_for(x[0], self.inputs[0])):
             return [x]
         if isinstance(x, (list, tuple)) and len(x) == n:
             return list(x)
@@ -270,6 +274,14 @@ class Model:
                 raise DataError(f"input {spec.name!r} contains NaN or infinite values")
             return quantize(array, spec.scale, spec.zero_point, spec.dtype)
         if np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
+            if np.issubdtype(spec.dtype, np.integer) and array.size and array.dtype != np.bool_:
+                info = np.iinfo(spec.dtype)
+                low, high = array.min(), array.max()
+                if low < info.min or high > info.max:  # astype would wrap around silently
+                    raise DataError(
+                        f"input {spec.name!r} expects {np.dtype(spec.dtype).name} values from {info.min} to "
+                        f"{info.max}; got {array.dtype} values from {low} to {high}"
+                    )
             return array.astype(spec.dtype)
         raise DataError(
             f"input {spec.name!r} expects {np.dtype(spec.dtype).name} (or float to quantize); got {array.dtype}"
@@ -308,6 +320,11 @@ def top(scores: np.ndarray, k: int, labels: Sequence[str] = ()) -> list[tuple[st
     best = np.argpartition(-flat, k - 1)[:k]
     best = best[np.argsort(-flat[best], kind="stable")]
     return [(labels[i] if i < len(labels) else str(i), float(flat[i])) for i in best]
+
+
+def _is_tensor_for(value: Any, spec: TensorSpec) -> bool:
+    """Whether ``value`` is a ready tensor for ``spec`` (as :meth:`Model.prepare` returns)."""
+    return isinstance(value, np.ndarray) and value.dtype == spec.dtype and value.ndim == len(spec.shape)
 
 
 def _is_pil(value: Any) -> bool:

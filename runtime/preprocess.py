@@ -103,9 +103,13 @@ def quantize_table(pp: Preprocess, scale: float, zero_point: int, dtype: np.dtyp
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
-    """Affine-quantize floats: ``clip(round(x / scale) + zero_point)`` to the range of ``dtype``."""
+    """Affine-quantize floats: ``clip(round(x * (1 / scale)) + zero_point)`` to the range of ``dtype``.
+
+    Multiplying by the float32 reciprocal and rounding half to even is what TFLite's QUANTIZE kernels
+    do, so a value lands on the same integer here as inside a float-IO model.
+    """
     info = np.iinfo(dtype)
-    q = np.round(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point
+    q = np.round(np.asarray(x, dtype=np.float32) * (np.float32(1) / np.float32(scale))) + zero_point
     return np.clip(q, info.min, info.max).astype(dtype)
 
 

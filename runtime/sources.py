@@ -36,7 +36,10 @@ def video_frames(path: Path, every: int = 1) -> Iterator[tuple[str, np.ndarray]]
         import cv2
     except ImportError:
         raise DependencyMissing(f'reading video {path} needs OpenCV: pip install "edgeq[camera]"') from None
-    cap = cv2.VideoCapture(str(path))
+    from edgeq._native import quiet_native_output
+
+    with quiet_native_output():  # FFmpeg prints e.g. "moov atom not found" on stderr for a broken file
+        cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise DataError(f"cannot open video {path}; give a file OpenCV can decode (.mp4, .avi, …)")
     try:

@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    from edgeq._native import quiet_native_output
     from edgeq._render import outputs_table, predictions_table
     from edgeq.runtime import Model, top
     from edgeq.runtime.sources import expand_inputs, random_input
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     save_dir = Path(args.save_outputs) if args.save_outputs else None
     if save_dir is not None and not save_dir.is_dir():
         raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
-    model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
+    with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
+        model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
     ui.status(f"{model.name}: {model.backend.name} {model.backend.version}, {model.threads} thread(s)")
     items = [("random", random_input(model.inputs))] if args.random else expand_inputs(args.inputs, args.every)
     classifier = len(model.outputs) == 1 and len(model.outputs[0].shape) == 2 and model.outputs[0].shape[1] > 1

@@ -1,0 +1,66 @@
+"""``edgeq compare``: profile reports side by side, as a table, a PNG and an HTML page."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+from edgeq._ui import UI
+from edgeq.errors import UsageError
+
+EXAMPLES = """examples:
+  edgeq profile model_int8.tflite --json pi5.json          # on each device first
+  edgeq compare pi4.json pi5.json
+  edgeq compare fp32.json int8.json --baseline 2 --threads 1
+  edgeq compare *.json --html compare.html --png compare.png
+  edgeq compare pi4.json pi5.json --json
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare", help="compare profile reports (devices × models × modes × threads)",
+        description="Put reports written by 'edgeq profile --json OUT' side by side: p50/p99 latency, FPS, memory "
+        "and size of each report and thread count, with the ratio to a baseline column; optionally draw them as a "
+        "PNG and a self-contained HTML page.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("reports", nargs="+", metavar="REPORT.json", help="report files written by edgeq profile --json")
+    p.add_argument("--baseline", type=int, default=1, metavar="N",
+                   help="the row the ratios are taken against, counted from 1 in table order (default 1)")
+    p.add_argument("--threads", type=int, action="append", metavar="N",
+                   help="keep only this thread count (repeatable; default all)")
+    p.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page")
+    p.add_argument("--png", metavar="OUT.png", help="also write a PNG chart")
+    p.add_argument("--force", action="store_true", help="overwrite --html/--png outputs that exist")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    from edgeq._compare_render import render_html, render_png, titles
+    from edgeq._io import atomic_write, check_output_path
+    from edgeq._profile_render import compare_table
+    from edgeq.runtime.report import compare
+
+    if args.baseline < 1:
+        raise UsageError(f"--baseline counts rows from 1. Received: --baseline {args.baseline}")
+    if args.threads and min(args.threads) < 1:
+        raise UsageError(f"--threads must be positive. Received: --threads {min(args.threads)}")
+    outputs = [(kind, check_output_path(path, args.force)) for kind, path in (("html", args.html), ("png", args.png)) if path]
+    result = compare(args.reports, baseline=args.baseline - 1, threads=args.threads)
+    for kind, out in outputs:
+        if kind == "png":
+            data = render_png(result)
+        else:
+            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            data = render_html(result, title=titles(result.entries), generated=stamp).encode()
+        atomic_write(out, data, force=args.force)
+        ui.status(f"{kind.upper()} written to {out}")
+    if ui.json_mode:
+        ui.json(result)
+        return 0
+    ui.print(compare_table(result))
+    for note in result.notes:
+        ui.warn(note)
+    return 0
