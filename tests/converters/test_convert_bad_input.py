@@ -156,22 +156,28 @@ def test_without_tensorflow_says_what_to_install(tmp_path, npy_data):
     assert not (tmp_path / "m.tflite").exists()
 
 
-def test_interrupted_conversion_leaves_nothing(tmp_path, keras_files, npy_data):
-    """SIGINT in the middle of a real conversion: exit 130, no output, no temp file."""
+def test_interrupted_conversion_leaves_nothing(tmp_path, keras_files):
+    """SIGINT in the middle of a real conversion (slow data source): exit 130, no output, no temp file."""
     import signal
     import time
 
+    (tmp_path / "slowdata.py").write_text(
+        "import time\nimport numpy as np\n"
+        "def samples():\n"
+        "    for _ in range(400):\n"
+        "        time.sleep(0.05)\n"
+        "        yield np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)\n"
+    )
     out_dir = tmp_path / "o"
     out_dir.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeq", "convert", str(keras_files["keras"]), "--data", str(npy_data),
-         "--out", str(out_dir / "m.tflite"), "--samples", "50"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "edgeq", "convert", str(keras_files["keras"]), "--data", "slowdata:samples",
+         "--out", str(out_dir / "m.tflite"), "--samples", "300"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(4)  # TF import and model loading are under way
+    time.sleep(8)  # model loaded, data still streaming in (~20 s of it)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode in (130, 0), err
-    if proc.returncode == 130:
-        assert "Interrupted" in err and "Traceback" not in err
-        assert list(out_dir.iterdir()) == []
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and "Traceback" not in err
+    assert list(out_dir.iterdir()) == []
