@@ -15,6 +15,23 @@ HAS_TF = importlib.util.find_spec("tensorflow") is not None
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# the session fixtures of real models shared by the runtime and CLI tests (tests/support.py)
+from support import (  # noqa: E402,F401
+    models_dir,
+    keras_classifier,
+    edgeq_int8,
+    edgeq_float_io,
+    edgeq_gray,
+    tfl_float32,
+    tfl_float16,
+    tfl_uint8,
+    multi_io_keras,
+    tfl_multi_io,
+    tfl_two_signatures,
+    tfl_custom_op,
+    photo,
+)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if HAS_TF:

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from edgeq._flatbuffer import parse
 from edgeq.cli import main
+from support import LABELS, error_line, run_cli
 
-
-def _models():  # type: ignore[no-untyped-def]
-    """tests/runtime/conftest.py as a module: its fixtures build the models (shared on disk with tests/runtime)."""
-    name = "_edgeq_runtime_test_models"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "runtime" / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_m = _models()
-models_dir = _m.models_dir
-edgeq_int8 = _m.edgeq_int8
-tfl_float32 = _m.tfl_float32
-tfl_two_signatures = _m.tfl_two_signatures
-tfl_custom_op = _m.tfl_custom_op
 
 pytestmark = pytest.mark.tf
 
@@ -51,14 +32,14 @@ def test_inspect_json_edgeq_model(edgeq_int8, capsys):
     (inp,) = sg["inputs"]
     assert inp["shape_signature"] == [-1, 16, 16, 3] and inp["dtype"] == "int8"
     assert inp["scale"] > 0 and -128 <= inp["zero_point"] <= 127
-    assert sg["outputs"][0]["dtype"] == "int8" and sg["outputs"][0]["shape"] == [1, len(_m.LABELS)]
+    assert sg["outputs"][0]["dtype"] == "int8" and sg["outputs"][0]["shape"] == [1, len(LABELS)]
     counts = info["op_counts"]
     assert counts == parse(data).op_counts()
     assert counts["CONV_2D"] >= 1 and counts["FULLY_CONNECTED"] == 1 and counts["SOFTMAX"] == 1
     assert sum(counts.values()) == sg["operators"]
     assert "edgeq" in info["metadata_entries"]
     meta = info["edgeq"]
-    assert meta["labels"] == list(_m.LABELS)
+    assert meta["labels"] == list(LABELS)
     assert meta["quant"]["mode"] == "int8" and meta["quant"]["input_type"] == "int8"
     assert meta["quant"]["calibration"]["samples"] == 30
     assert meta["preprocess"] == {"size": [16, 16], "resize": "stretch", "color": "rgb", "scale": 1 / 255,
@@ -102,8 +83,8 @@ def test_inspect_bad_files(case, edgeq_int8, tmp_path):
         path.write_text("hello")
     elif case == "truncated":
         path.write_bytes(edgeq_int8.read_bytes()[:1000])
-    proc = _m.run_cli("inspect", str(path), "--json")
-    line = _m.error_line(proc)
+    proc = run_cli("inspect", str(path), "--json")
+    line = error_line(proc)
     assert proc.returncode == 2 and proc.stdout == ""
     expected = {"missing": "model file not found", "not_a_model": "not a TFLite model",
                 "truncated": "corrupt TFLite model"}[case]

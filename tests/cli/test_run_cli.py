@@ -6,10 +6,8 @@ crash would show as a signal instead of killing the test run; each must exit 2 w
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,30 +15,8 @@ import pytest
 
 from edgeq.cli import main
 from edgeq.runtime import Model
+from support import LABELS, error_line, run_cli
 
-
-def _models():  # type: ignore[no-untyped-def]
-    """tests/runtime/conftest.py as a module: its fixtures build the models (shared on disk with tests/runtime)."""
-    name = "_edgeq_runtime_test_models"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "runtime" / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_m = _models()
-# the fixtures this module uses, taken from tests/runtime/conftest.py
-models_dir = _m.models_dir
-edgeq_int8 = _m.edgeq_int8
-tfl_multi_io = _m.tfl_multi_io
-multi_io_keras = _m.multi_io_keras
-tfl_two_signatures = _m.tfl_two_signatures
-tfl_custom_op = _m.tfl_custom_op
-tfl_float32 = _m.tfl_float32
-photo = _m.photo
-LABELS = _m.LABELS
 
 pytestmark = pytest.mark.tf
 
@@ -164,8 +140,8 @@ def test_run_uint8_npy_image_is_preprocessed(edgeq_int8, photo, tmp_path, capsys
 # --------------------------------------------------------------------------------- bad input
 def bad(*args: str, match: str, kind: str, status: str | None = None) -> str:
     """Run ``edgeq run ARGS`` in a child; it must exit 2 with one ``Kind: …`` line matching ``match``."""
-    proc = _m.run_cli("run", *args)
-    line = _m.error_line(proc, status)
+    proc = run_cli("run", *args)
+    line = error_line(proc, status)
     assert proc.returncode == 2, f"exit {proc.returncode}: {proc.stderr}"
     assert line.startswith(f"{kind}: "), line
     assert re.search(match, line), f"{match!r} not in {line!r}"

@@ -6,11 +6,9 @@ same raw output) and against the float Keras model (within a few quantization st
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,21 +16,8 @@ import pytest
 from edgeq.errors import DataError, DeviceError, InferenceError, ModelError, UsageError
 from edgeq.runtime import Model, load
 from edgeq.runtime.preprocess import dequantize, quantize
+from support import LABELS, SIZE, multi_io_samples, rng_images, tflite_reference
 
-
-def _models():  # type: ignore[no-untyped-def]
-    """This folder's conftest.py as a module (``from conftest import`` depends on pytest's import mode)."""
-    name = "_edgeq_runtime_test_models"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_m = _models()
-LABELS, SIZE, multi_io_samples, rng_images, tflite_reference = (
-    _m.LABELS, _m.SIZE, _m.multi_io_samples, _m.rng_images, _m.tflite_reference)
 
 pytestmark = pytest.mark.tf
 

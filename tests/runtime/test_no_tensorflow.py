@@ -6,7 +6,6 @@ so any attempt to import them raises ImportError, and checks afterwards that non
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,18 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
-def _models():  # type: ignore[no-untyped-def]
-    """This folder's conftest.py as a module (``from conftest import`` depends on pytest's import mode)."""
-    name = "_edgeq_runtime_test_models"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from support import LABELS, SAMPLE_EVAL, SAMPLE_MODEL, run_cli, tflite_reference
 
 
-_m = _models()
 HEAVY = ("tensorflow", "keras", "tf_keras", "rich", "PIL")
 
 
@@ -79,14 +69,14 @@ def test_running_a_model_on_arrays_needs_neither_tensorflow_nor_pillow_nor_rich(
     proc = _python(code)
     assert proc.returncode == 0, proc.stderr
     out, loaded = json.loads(proc.stdout)
-    assert np.asarray(out).shape == (1, len(_m.LABELS)) and loaded == []
+    assert np.asarray(out).shape == (1, len(LABELS)) and loaded == []
 
 
 @pytest.mark.tf
 def test_edgeq_run_without_tensorflow(edgeq_int8, photo, image_folder):
     from edgeq.runtime import Model
 
-    proc = _m.run_cli("run", str(edgeq_int8), str(photo), str(image_folder), "--json", "--top", "2", block_tf=True)
+    proc = run_cli("run", str(edgeq_int8), str(photo), str(image_folder), "--json", "--top", "2", block_tf=True)
     assert proc.returncode == 0, proc.stderr  # 97 would mean TensorFlow or Keras got imported
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     files = sorted(p for p in image_folder.rglob("*") if p.is_file())
@@ -98,19 +88,19 @@ def test_edgeq_run_without_tensorflow(edgeq_int8, photo, image_folder):
         assert [t["label"] for t in record["top"]] == [label for label, _ in model.classify(path, 2)]
     # and the runtime's answer is TensorFlow's: same quantized input, same raw output
     (q,) = model.prepare(photo)
-    tf_raw = _m.tflite_reference(edgeq_int8, {"image": q})["output_0"]
+    tf_raw = tflite_reference(edgeq_int8, {"image": q})["output_0"]
     spec = model.outputs[0]
     np.testing.assert_allclose(records[0]["outputs"]["output_0"], (tf_raw.astype(np.float32) - spec.zero_point) * spec.scale)
 
 
-@pytest.mark.skipif(not _m.SAMPLE_MODEL.exists(), reason=f"the bundled sample {_m.SAMPLE_MODEL} is not built yet")
+@pytest.mark.skipif(not SAMPLE_MODEL.exists(), reason=f"the bundled sample {SAMPLE_MODEL} is not built yet")
 def test_bundled_sample_runs_without_tensorflow():
     """``edgeq run`` on the Fashion-MNIST sample's 1000 eval images, TensorFlow blocked: ~89 % top-1."""
-    labels = (_m.SAMPLE_MODEL.parent / "labels.txt").read_text().splitlines()
-    proc = _m.run_cli("run", str(_m.SAMPLE_MODEL), str(_m.SAMPLE_EVAL), "--json", "--top", "1", block_tf=True)
+    labels = (SAMPLE_MODEL.parent / "labels.txt").read_text().splitlines()
+    proc = run_cli("run", str(SAMPLE_MODEL), str(SAMPLE_EVAL), "--json", "--top", "1", block_tf=True)
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert len(records) == sum(1 for p in _m.SAMPLE_EVAL.rglob("*.png"))
+    assert len(records) == sum(1 for p in SAMPLE_EVAL.rglob("*.png"))
     correct = 0
     for record in records:
         folder = Path(record["input"]).parent.name  # "3_dress": class index 3

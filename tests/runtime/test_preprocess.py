@@ -8,8 +8,6 @@ runtime uses a 256-entry lookup table instead of normalising every pixel).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +27,7 @@ from edgeq.runtime.preprocess import (
     quantize_table,
     resize_pixels,
 )
-
-
-def _models():  # type: ignore[no-untyped-def]
-    """This folder's conftest.py as a module (``from conftest import`` depends on pytest's import mode)."""
-    name = "_edgeq_runtime_test_models"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from support import SAMPLE_MODEL, write_images
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +36,8 @@ def odd_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from PIL import Image
 
     folder = tmp_path_factory.mktemp("odd_images")
-    _models().write_images(folder / "rgb", 3, size=(23, 17))
-    _models().write_images(folder / "tall", 2, size=(9, 31), seed=4)
+    write_images(folder / "rgb", 3, size=(23, 17))
+    write_images(folder / "tall", 2, size=(9, 31), seed=4)
     rng = np.random.default_rng(5)
     rgb = rng.integers(0, 256, (21, 30, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(folder / "photo.jpg", quality=90)
@@ -102,15 +91,15 @@ def test_runtime_tensor_is_bit_identical_to_calibration(fixture, pp_args, odd_im
     np.testing.assert_array_equal(batch, np.concatenate([model.prepare(files[0])[0], model.prepare(files[-1])[0]]))
 
 
-@pytest.mark.skipif(not _models().SAMPLE_MODEL.exists(), reason="the bundled sample model is not built yet")
+@pytest.mark.skipif(not SAMPLE_MODEL.exists(), reason="the bundled sample model is not built yet")
 def test_bundled_sample_runtime_tensor_is_its_calibration_tensor():
     """The Fashion-MNIST sample, read back from its own metadata, against its calibration images."""
     from edgeq.runtime import Model
 
-    model = Model(_models().SAMPLE_MODEL)
+    model = Model(SAMPLE_MODEL)
     pp = model.metadata.preprocess
     assert pp == Preprocess(size=(28, 28), color="grayscale")  # stretch, 0..1: the converter's defaults
-    files, arrays, used = calibration_arrays(_models().SAMPLE_MODEL.parent / "calib", model)
+    files, arrays, used = calibration_arrays(SAMPLE_MODEL.parent / "calib", model)
     assert used == pp
     spec = model.inputs[0]
     for path, calibrated in list(zip(files, arrays))[::10]:

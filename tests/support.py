@@ -8,10 +8,9 @@ Two families:
   two signatures, and a custom op no backend has.
 
 Every file is written into one folder under the session's base temp dir and built only if it is
-not there yet. The test modules load this file by path as ``_edgeq_runtime_test_models`` for its
-helpers (``from conftest import`` breaks under ``--import-mode=importlib``); ``tests/cli`` also takes
-its fixtures that way, and shares the files instead of building them again. Reference outputs come
-from TensorFlow's own ``tf.lite.Interpreter`` and from Keras.
+not there yet. ``tests/`` is on ``sys.path`` (pyproject's ``pythonpath``), so test modules import the
+helpers with ``from support import …``; ``tests/conftest.py`` registers the fixtures for every test
+folder. Reference outputs come from TensorFlow's own ``tf.lite.Interpreter`` and from Keras.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import pytest
 
 LABELS = ("circle", "square", "stripe", "noise")
 SIZE = 16
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SAMPLE_MODEL = REPO / "samples" / "fashion_mnist" / "model_int8.tflite"
 SAMPLE_EVAL = REPO / "samples" / "fashion_mnist" / "eval"
 
