@@ -97,16 +97,11 @@ def run_cli(*args: str, block_tf: bool = False, timeout: float = 120) -> subproc
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def error_line(proc: subprocess.CompletedProcess, status_prefix: str | None = None) -> str:
-    """The single error line of a failed CLI run; fails if there is a traceback or more than one line.
-
-    ``status_prefix`` allows the ``<model>: <backend> …`` status line ``edgeq run`` prints before running.
-    """
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    """The single error line of a failed CLI run; fails if there is a traceback or more than one line."""
     assert proc.returncode >= 0, f"the CLI crashed with signal {-proc.returncode}: {proc.stderr[-2000:]}"
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    if status_prefix is not None:
-        lines = [ln for ln in lines if not ln.startswith(status_prefix)]
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{proc.stderr}"
     return lines[0]
 

@@ -56,12 +56,13 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
     with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
         model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
-    ui.status(f"{model.name}: {model.backend.name} {model.backend.version}, {model.threads} thread(s)")
     items = [("random", random_input(model.inputs))] if args.random else expand_inputs(args.inputs, args.every)
     classifier = len(model.outputs) == 1 and len(model.outputs[0].shape) == 2 and model.outputs[0].shape[1] > 1
+    latencies = []
     for n, (name, value) in enumerate(items):
         raw = model.predict(value[0] if isinstance(value, list) and len(model.inputs) == 1 else value, raw=True)
         ms = model.last_invoke_seconds * 1000
+        latencies.append(ms)
         outputs = model.dequantize(raw)
         if save_dir is not None:
             for key, arr in raw.items():
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         else:
             title = f"{name}  ({ms:.2f} ms)"
             ui.print(predictions_table(title, ranked) if ranked is not None else outputs_table(title, outputs))
+    ui.status(f"{model.name}: {len(latencies)} input(s), mean {sum(latencies) / len(latencies):.2f} ms per inference "
+              f"({model.backend.name} {model.backend.version}, {model.threads} thread(s))")
     return 0
 
 

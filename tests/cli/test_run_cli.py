@@ -138,10 +138,10 @@ def test_run_uint8_npy_image_is_preprocessed(edgeq_int8, photo, tmp_path, capsys
 
 
 # --------------------------------------------------------------------------------- bad input
-def bad(*args: str, match: str, kind: str, status: str | None = None) -> str:
+def bad(*args: str, match: str, kind: str) -> str:
     """Run ``edgeq run ARGS`` in a child; it must exit 2 with one ``Kind: …`` line matching ``match``."""
     proc = run_cli("run", *args)
-    line = error_line(proc, status)
+    line = error_line(proc)
     assert proc.returncode == 2, f"exit {proc.returncode}: {proc.stderr}"
     assert line.startswith(f"{kind}: "), line
     assert re.search(match, line), f"{match!r} not in {line!r}"
@@ -192,40 +192,38 @@ def test_delegate_that_fails(edgeq_int8, library):
 
 
 def test_input_shape_and_dtype_that_cannot_fit(edgeq_int8, tmp_path):
-    status = f"{edgeq_int8}: "
     np.save(tmp_path / "small.npy", np.zeros((1, 8, 8, 3), np.float32))
-    bad(str(edgeq_int8), str(tmp_path / "small.npy"), kind="DataError", status=status,
+    bad(str(edgeq_int8), str(tmp_path / "small.npy"), kind="DataError",
         match=r"input 'image' expects shape \[-1, 16, 16, 3\] \(int8\); got \[1, 8, 8, 3\] \(float32\)")
     np.save(tmp_path / "complex.npy", np.zeros((1, 16, 16, 3), np.complex64))
-    bad(str(edgeq_int8), str(tmp_path / "complex.npy"), kind="DataError", status=status,
+    bad(str(edgeq_int8), str(tmp_path / "complex.npy"), kind="DataError",
         match=r"input 'image' expects int8 \(or float to quantize\); got complex64")
     np.save(tmp_path / "wide.npy", np.full((1, 16, 16, 3), 1000, np.int32))
-    bad(str(edgeq_int8), str(tmp_path / "wide.npy"), kind="DataError", status=status,
+    bad(str(edgeq_int8), str(tmp_path / "wide.npy"), kind="DataError",
         match=r"expects int8 values from -128 to 127; got int32 values from 1000 to 1000")
 
 
 def test_multi_input_model_given_one_image(tfl_multi_io, photo):
-    bad(str(tfl_multi_io), str(photo), kind="DataError", status=f"{tfl_multi_io}: ",
+    bad(str(tfl_multi_io), str(photo), kind="DataError",
         match=r"the model takes 2 inputs \(extra, image\); pass a list or a dict of 2")
 
 
 def test_undecodable_image(edgeq_int8, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
-    bad(str(edgeq_int8), str(broken), kind="DataError", status=f"{edgeq_int8}: ",
+    bad(str(edgeq_int8), str(broken), kind="DataError",
         match=r"cannot decode image .*broken\.jpg.*give a JPEG, PNG, BMP or WebP file")
 
 
 def test_missing_empty_and_unsupported_inputs(edgeq_int8, tmp_path):
-    status = f"{edgeq_int8}: "
-    bad(str(edgeq_int8), str(tmp_path / "none.png"), kind="DataError", status=status, match="input not found: .*none.png")
+    bad(str(edgeq_int8), str(tmp_path / "none.png"), kind="DataError", match="input not found: .*none.png")
     (tmp_path / "empty").mkdir()
-    bad(str(edgeq_int8), str(tmp_path / "empty"), kind="DataError", status=status, match="no images in .*empty")
+    bad(str(edgeq_int8), str(tmp_path / "empty"), kind="DataError", match="no images in .*empty")
     (tmp_path / "notes.txt").write_text("hello")
-    bad(str(edgeq_int8), str(tmp_path / "notes.txt"), kind="DataError", status=status,
+    bad(str(edgeq_int8), str(tmp_path / "notes.txt"), kind="DataError",
         match=r"cannot run on .*notes\.txt: expected an image")
     (tmp_path / "clip.mp4").write_bytes(b"not a video")
-    bad(str(edgeq_int8), str(tmp_path / "clip.mp4"), kind="DataError", status=status, match=r"video .*clip\.mp4")
+    bad(str(edgeq_int8), str(tmp_path / "clip.mp4"), kind="DataError", match=r"video .*clip\.mp4")
 
 
 def test_usage_errors(edgeq_int8, tmp_path):
