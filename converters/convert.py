@@ -46,6 +46,8 @@ class ConversionResult:
         verification: float model vs converted model on held-back samples.
         warnings: things the user should know (slow mode, poor fit for the target, no held-out data).
         seconds: time spent loading, converting and verifying.
+        fallback: what ``keep_float``/``calibration``/``max_drop`` did (a
+            :class:`~edgeq.converters.fallback.FallbackReport`), or ``None``.
     """
 
     out: Path
@@ -53,6 +55,7 @@ class ConversionResult:
     verification: Verification
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    fallback: Any = None
 
     @property
     def mode(self) -> str:
@@ -62,6 +65,7 @@ class ConversionResult:
         return {
             "out": str(self.out), "mode": self.mode, "verification": self.verification.to_dict(),
             "warnings": list(self.warnings), "seconds": dict(self.seconds), "metadata": self.metadata.to_dict(),
+            "fallback": self.fallback.to_dict() if self.fallback is not None else None,
         }
 
 
@@ -137,6 +141,12 @@ def convert(
     force: bool = False,
     min_agreement: float | None = None,
     target: str | None = None,
+    keep_float: str | Sequence[str] | None = None,
+    calibration: str = "minmax",
+    max_drop: float | None = None,
+    eval_data: Any = None,
+    max_drop_agreement: float | None = None,
+    block_size: int | None = None,
 ) -> ConversionResult:
     """Convert a Keras model to TFLite, verify it against the float model, and write it atomically.
 
@@ -153,13 +163,24 @@ def convert(
         force: overwrite ``out`` if it exists.
         min_agreement: fail (raise :class:`CheckFailed`, file kept) if top-1 agreement is lower.
         target: a board profile name the model is meant for; recorded, and checked for a poor fit.
+        keep_float: layers to keep in float (int8/uint8): Keras layer names, tensor names as ``edgeq debug``
+            prints them, or op types (``SOFTMAX``); a comma-separated string or a list.
+        calibration: activation ranges from ``minmax`` (default), ``percentile:P`` or ``mse``.
+        max_drop: accuracy budget in top-1 percentage points vs the Keras model on labelled ``eval_data``:
+            the debugger's worst layers are kept in float one by one until the drop is within it.
+        eval_data: labelled data for ``max_drop`` (class folders, labels CSV, ``.npz`` with ``x``/``y``), or
+            unlabelled data for ``max_drop_agreement``.
+        max_drop_agreement: budget in points of top-1 agreement with the Keras model (on ``eval_data``, or
+            the held-back samples of ``data``).
+        block_size: ``int4-weights`` only: one int4 scale per this many input values of fully connected /
+            embedding weights (32, 64, 128 or 256); default one scale per output channel.
 
     Returns:
         A :class:`ConversionResult`.
 
     Raises:
         UsageError, ModelError, DataError, ConversionError, DependencyMissing: bad input; nothing written.
-        CheckFailed: ``min_agreement`` was not met; the model was written.
+        CheckFailed: ``min_agreement`` or the accuracy budget was not met; the model (the best found) was written.
     """
     spec = get_mode(mode)
     io_type = _io_type(spec, io)
@@ -169,6 +190,16 @@ def convert(
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise UsageError(f"--min-agreement is a fraction between 0 and 1. Received: {min_agreement}")
     label_names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels or ())
+    if block_size is not None and block_size not in spec.block_sizes:
+        accepted = f"one of {', '.join(map(str, spec.block_sizes))}" if spec.block_sizes else "no --block-size"
+        raise UsageError(f"mode {spec.key.value} takes {accepted}. Received: --block-size {block_size}")
+    if spec.requires is not None:
+        _lazy.import_optional(*spec.requires)
+    selective = None
+    if keep_float or str(calibration).strip().lower() != "minmax" or max_drop is not None or max_drop_agreement is not None:
+        from edgeq.converters import fallback as selective  # the calibrate-then-quantize route, loaded when asked for
+
+        method = selective.check_options(spec, data, keep_float, calibration, max_drop, eval_data, max_drop_agreement)
     notes = [spec.warning] if spec.warning else []
     notes += _target_warnings(target, spec.key.value)
     tf = _lazy.tensorflow()
@@ -182,10 +213,22 @@ def convert(
             _check_labels(source, label_names)
         seconds["load"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        tflite = _run_converter(tf, source, spec, io_type, sample_set)
+        report = None
+        if selective is not None:
+            tflite, report = selective.selective_quantize(
+                tf, source, spec, io_type, sample_set, method, keep_float, max_drop, eval_data, max_drop_agreement,
+                label_names, {"resize": resize, "normalize": normalize, "bgr": bgr})
+        else:
+            tflite = _run_converter(tf, source, spec, io_type, sample_set)
+        weights = None
+        if spec.postprocess is not None:  # e.g. weight-only modes rewrite the float32 model's weights
+            processed = spec.postprocess(tflite, {"block_size": block_size})
+            tflite, weights = processed.model, processed.recipe
+            notes += processed.notes
         seconds["convert"] = time.perf_counter() - t0
     if spec.needs_data:
-        left = float_ops(parse(tflite))
+        # ops kept in float on purpose are allowed; any other float op means a missing integer kernel
+        left = float_ops(parse(tflite)) if report is None else report.unexpected_float_ops(tflite)
         if left:  # the converter silently keeps ops without integer kernels in float
             raise ConversionError(
                 f"cannot convert to {spec.key.value}: op(s) {', '.join(left)} have no integer kernel and would stay "
@@ -203,11 +246,16 @@ def convert(
     seconds["verify"] = time.perf_counter() - t0
     calibration = None
     if sample_set is not None and spec.needs_data:
-        calibration = {"samples": len(sample_set.calibration), "seed": seed, "method": "minmax",
+        calibration = {"samples": len(sample_set.calibration), "seed": seed,
+                       "method": report.calibration if report is not None else "minmax",
                        "source": sample_set.kind, "inputs": sample_set.input_ranges(source.inputs)}
+        if report is not None and report.range_changes:
+            calibration["ranges_changed"] = len(report.range_changes)
     metadata = ModelMetadata(
         quant=QuantInfo(spec.key.value, _tensor_type(converted, "inputs"), _tensor_type(converted, "outputs"),
-                        calibration=calibration, target=target),
+                        calibration=calibration, target=target,
+                        keep_float=report.keep_float if report is not None else (),
+                        accuracy_budget=report.budget if report is not None else None, weights=weights),
         source=source.source_info(), labels=label_names,
         preprocess=sample_set.preprocess if sample_set is not None else None,
         edgeq_version=__version__, verification=verification.to_dict(),
@@ -215,7 +263,12 @@ def convert(
     final = embed_metadata(tflite, metadata)
     atomic_write(out, final, force=force)
     # the embedded figures describe the model body; the result reports the file as written
-    result = ConversionResult(out, metadata, dataclasses.replace(verification, size_after=len(final)), notes, seconds)
+    result = ConversionResult(out, metadata, dataclasses.replace(verification, size_after=len(final)), notes, seconds,
+                              report)
+    if report is not None and not report.met:
+        failure = CheckFailed(f"accuracy budget not met: {report.message}; {out} was written with that best result")
+        failure.result = result  # type: ignore[attr-defined]
+        raise failure
     if min_agreement is not None and verification.agreement is not None and verification.agreement < min_agreement:
         failure = CheckFailed(
             f"top-1 agreement {verification.agreement:.3f} is below --min-agreement {min_agreement}; "
@@ -245,10 +298,14 @@ def _target_warnings(target: str | None, mode: str) -> list[str]:
     return list(devices.check_mode_fit(profile, mode))
 
 
-def _run_converter(tf: Any, source: SourceModel, spec: ModeSpec, io_type: str, samples: SampleSet | None) -> bytes:
+def _run_converter(tf: Any, source: SourceModel, spec: ModeSpec, io_type: str, samples: SampleSet | None,
+                   calibrate_only: bool = False) -> bytes:
+    """Run the TFLite converter; ``calibrate_only`` stops after calibration (a float model carrying min/max)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model_dir))
     dataset = _representative(samples, source.inputs) if samples is not None else None
     spec.configure(converter, tf, io_type, dataset)
+    if calibrate_only:  # the documented route to selective quantization: calibrate here, quantize with mlir_quantize
+        converter._experimental_calibrate_only = True
     with step(f"Converting ({spec.key.value})"), warnings.catch_warnings(), quiet_native_output():
         warnings.filterwarnings("ignore", category=UserWarning, module="tensorflow")  # tf.lite.Interpreter deprecation
         try:

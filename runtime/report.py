@@ -35,7 +35,7 @@ from edgeq.errors import DataError, UsageError
 
 __all__ = [
     "SCHEMA_VERSION", "REPORT_KIND", "LatencyStats", "MemoryStats", "OpTiming", "OpProfile", "ThreadResult",
-    "ModelInfo", "ProfileReport", "load_report", "CompareEntry", "CompareResult", "compare",
+    "ModelInfo", "ProfileReport", "load_report", "report_from_timings", "CompareEntry", "CompareResult", "compare",
 ]
 
 SCHEMA_VERSION = 1
@@ -458,6 +458,57 @@ def load_report(path: str | os.PathLike) -> ProfileReport:
             f"{path} is not JSON ({exc}); expected a report written by 'edgeq profile --json OUT'"
         ) from None
     return ProfileReport.from_dict(data, name=str(path))
+
+
+def report_from_timings(
+    model: Any, timings_ms: Sequence[float], first_ms: float, settings: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (),
+) -> ProfileReport:
+    """A report of inference times measured outside :func:`~edgeq.runtime.profile`, e.g. by a camera app.
+
+    ``edgeq compare`` reads it like a report of ``edgeq profile``: one result at the model's thread
+    count, with no memory or per-op section.
+
+    Args:
+        model: the :class:`~edgeq.runtime.Model` that ran (its file, backend, threads and load time are recorded).
+        timings_ms: steady-state inference times in milliseconds, in order, e.g.
+            ``model.last_invoke_seconds * 1000`` after each ``predict``.
+        first_ms: the first inference, kept apart because it includes one-time work.
+        settings: entries to record under ``settings``, e.g. ``{"input": "camera 0"}``; ``threads``,
+            ``runs``, ``warmup`` (0), ``memory`` and ``ops`` (false) are filled in.
+        notes: how the times were taken, or other caveats.
+
+    Raises:
+        DataError: ``timings_ms`` is empty or not finite.
+    """
+    from datetime import datetime, timezone
+
+    from edgeq._io import sha256_of
+    from edgeq._version import __version__
+    from edgeq.runtime.profile import _device, _infer_mode  # profile imports this module, so import it here
+
+    latency = LatencyStats.from_timings(timings_ms)
+    data = model._data  # noqa: SLF001 - the bytes the model was loaded from
+    mode, source = _infer_mode(model)
+    info = ModelInfo(
+        name=Path(model.name).name if model.path is not None else model.name, sha256=sha256_of(data),
+        size_bytes=len(data), mode=mode, mode_source=source, inputs=tuple(s.to_dict() for s in model.inputs),
+        outputs=tuple(s.to_dict() for s in model.outputs), op_counts=model.file.op_counts(),
+        metadata=model.metadata.to_dict() if model.metadata else None,
+    )
+    fingerprint, live = _device()
+    result = ThreadResult(
+        threads=model.threads, load_ms=round(model.load_seconds * 1000, 4), first_ms=round(float(first_ms), 4),
+        warmup=0, latency=latency, timings_ms=tuple(round(float(v), 4) for v in timings_ms),
+    )
+    recorded = {"threads": [model.threads], "runs": latency.runs, "duration_s": None, "warmup": 0, "input": "",
+                "seed": None, "ops": False, "ops_rounds": None, "memory": False, **dict(settings or {})}
+    return ProfileReport(
+        model=info, device=fingerprint, backend=model.backend.to_dict(), settings=recorded, results=(result,),
+        live_after=live(), notes=tuple(notes),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        edgeq_version=__version__,
+    )
 
 
 # ------------------------------------------------------------------------------------------ compare

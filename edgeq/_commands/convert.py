@@ -12,9 +12,13 @@ EXAMPLES = """examples:
   edgeq convert model.h5 --data frames.npy --mode int16x8 --out model_16x8.tflite
   edgeq convert saved_model/ --data video.mp4 --normalize imagenet --labels labels.txt --out m.tflite
   edgeq convert model.keras --data mydata:samples --io float --min-agreement 0.98 --out m.tflite
+  edgeq convert model.keras --data calib/ --keep-float conv3,SOFTMAX --out m.tflite      # layers/ops in float
+  edgeq convert model.keras --data calib/ --max-drop 0.5 --eval-data eval/ --out m.tflite  # accuracy budget
+  edgeq convert model.keras --data calib/ --calibration percentile:99.99 --out m.tflite
+  edgeq convert model.keras --data calib/ --mode int4-weights --block-size 32 --out m_int4.tflite  # pip install "edgeq[int4]"
 """
 
-MODE_KEYS = ("int8", "uint8", "int16x8", "dynamic", "float16", "float32")
+MODE_KEYS = ("int8", "uint8", "int16x8", "dynamic", "float16", "float32", "int8-weights", "int4-weights")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +41,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", help="class names, one per line, embedded in the model")
     p.add_argument("--target", help="board profile the model is for (e.g. pi4, pi5, or auto); warns on a poor fit")
     p.add_argument("--min-agreement", type=float, help="fail (exit 1, file kept) if top-1 agreement is below this fraction")
+    p.add_argument("--keep-float", metavar="NAME[,NAME…]",
+                   help="keep these in float: Keras layer names, tensor names from 'edgeq debug', or op types (SOFTMAX); "
+                   "prints what each costs in size and latency")
+    p.add_argument("--calibration", default="minmax", metavar="METHOD",
+                   help="activation ranges: minmax (default), percentile:P (e.g. percentile:99.99) or mse")
+    p.add_argument("--max-drop", type=float, metavar="P",
+                   help="accuracy budget: at most P points of top-1 below the Keras model on --eval-data; keeps the "
+                   "worst layers in float step by step until met (exit 1 if impossible, best result kept)")
+    p.add_argument("--eval-data", metavar="LABELLED",
+                   help="labelled data for --max-drop (and the top-1 column of --keep-float): class sub-folders, "
+                   "a labels CSV or .npz with x and y")
+    p.add_argument("--max-drop-agreement", type=float, metavar="P",
+                   help="budget on unlabelled data: at most P points of top-1 disagreement with the Keras model "
+                   "(on --eval-data, else the held-back samples of --data)")
+    p.add_argument("--block-size", type=int, metavar="N",
+                   help="--mode int4-weights: one scale per N input values of fully connected / embedding weights "
+                   "(32, 64, 128 or 256; default: one per output channel)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -56,7 +77,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             result = convert(
                 args.model, args.data, args.out, mode=args.mode, io=args.io, samples=args.samples, seed=args.seed,
                 resize=args.resize, normalize=args.normalize, bgr=args.bgr, labels=args.labels, force=args.force,
-                min_agreement=args.min_agreement, target=args.target,
+                min_agreement=args.min_agreement, target=args.target, keep_float=args.keep_float,
+                calibration=args.calibration, max_drop=args.max_drop, eval_data=args.eval_data,
+                max_drop_agreement=args.max_drop_agreement, block_size=args.block_size,
             )
         except CheckFailed as exc:
             failure, result = exc, exc.result  # type: ignore[attr-defined]
@@ -64,6 +87,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         ui.json(result.to_dict())
     else:
         ui.print(conversion_table(result))
+        if result.fallback is not None:
+            from edgeq._accuracy_render import fallback_tables
+
+            ui.print(*fallback_tables(result.fallback))
     for note in result.warnings:
         if note != spec.warning:
             ui.warn(note)

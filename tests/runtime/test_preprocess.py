@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from edgeq.errors import DataError, UsageError
 from edgeq.metadata import Preprocess
 from edgeq.runtime.preprocess import (
+    apply_table,
     default_preprocess,
     dequantize,
     image_to_array,
@@ -173,6 +174,19 @@ def test_lookup_table_equals_quantizing_the_normalized_pixels(color, scale, mean
     pixels = np.random.default_rng(0).integers(0, 256, (5, 7, pp.channels), dtype=np.uint8)
     looked_up = table[pixels, np.arange(pp.channels)]
     np.testing.assert_array_equal(looked_up, quantize(normalize(pixels, pp), q_scale, zero_point, np.dtype(dtype)))
+
+
+@pytest.mark.parametrize("pp", [Preprocess(color="grayscale"), Preprocess(), Preprocess.from_normalize("imagenet")],
+                         ids=["gray", "rgb-one-table", "rgb-per-channel"])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
+def test_apply_table_equals_indexing_the_table(pp, dtype):
+    """The runtime's fast lookup (one ``take`` per channel, or one for all) gives the indexed table."""
+    table = quantize_table(pp, 0.02, 3, np.dtype(dtype))
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 9, 11, pp.channels), dtype=np.uint8)
+    got = apply_table(pixels, table)
+    assert got.dtype == np.dtype(dtype) and got.shape == pixels.shape
+    np.testing.assert_array_equal(got, table[pixels, np.arange(pp.channels)])
+    np.testing.assert_array_equal(got, quantize(normalize(pixels, pp), 0.02, 3, np.dtype(dtype)))
 
 
 def test_quantize_rounds_clips_and_inverts():

@@ -1,0 +1,184 @@
+"""Conversion timings: ``edgeq.convert`` against the bare TFLite converter, interleaved.
+
+Run by ``benchmarks/run.py`` as a child process (it imports TensorFlow; the parent never does)::
+
+    python benchmarks/_convert.py PLAN.json RESULT.json
+
+For every model x mode the bare call and ``edgeq.convert`` run back to back, the one going first
+alternating from pair to pair, after an untimed warm-up of both. Both read the same SavedModel and
+the same representative arrays (a ``.npy`` file), and the bare converter gets exactly edgeq's
+converter settings (the mode registry's ``configure``):
+
+* bare: ``np.load`` + ``TFLiteConverter.from_saved_model(dir)`` + settings + ``convert()``;
+* edgeq: ``edgeq.convert(dir, data=npy, ...)`` wall time; ``ConversionResult.seconds`` splits it into
+  load / convert / verify, and the overhead is ``(wall - verify) / bare - 1``.
+
+Per model, the ``.keras`` path is timed once more in int8 (bare: ``keras.models.load_model`` +
+``model.export`` + the same converter call), because that is what most users convert from.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from _common import SAMPLE_DIR
+from _models import MODELS, BenchModel, preprocess_for, sources
+
+
+def _bare_converter(tf: Any, saved_model: Path, mode: str, data_file: Path) -> bytes:
+    from edgeq.converters.modes import get_mode
+
+    spec = get_mode(mode)
+    data = np.load(data_file)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    dataset = (lambda: ([data[i : i + 1]] for i in range(len(data)))) if spec.needs_data else None
+    spec.configure(converter, tf, spec.io_type, dataset)
+    return bytes(converter.convert())
+
+
+def _bare_from_keras(tf: Any, keras: Any, keras_path: Path, workdir: Path, mode: str, data_file: Path) -> bytes:
+    net = keras.models.load_model(keras_path, compile=False)
+    export = workdir / "bare_export"
+    net.export(str(export), format="tf_saved_model", verbose=False)
+    try:
+        return _bare_converter(tf, export, mode, data_file)
+    finally:
+        import shutil
+
+        shutil.rmtree(export, ignore_errors=True)
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def _edgeq(src: Path, data: Path, out: Path, mode: str, samples: int) -> dict[str, Any]:
+    import edgeq
+
+    wall, result = _timed(lambda: edgeq.convert(str(src), str(data), str(out), mode=mode, samples=samples, force=True))
+    seconds = dict(result.seconds)
+    v = result.verification
+    return {
+        "wall_s": wall,
+        "seconds": seconds,
+        "without_verify_s": wall - seconds.get("verify", 0.0),
+        "bytes": out.stat().st_size,
+        "warnings": list(result.warnings),
+        "agreement": v.agreement,
+        "sqnr_db": v.sqnr_db if np.isfinite(v.sqnr_db) else None,
+        "verify_samples": v.samples,
+    }
+
+
+def _pair(index: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Time the bare call and edgeq's, the first alternating with ``index``."""
+    record: dict[str, Any] = {"order": "bare first" if index % 2 == 0 else "edgeq first"}
+    steps = [("bare", bare), ("edgeq", ours)]
+    for name, fn in steps if index % 2 == 0 else steps[::-1]:
+        try:
+            if name == "bare":
+                seconds, body = _timed(fn)
+                record["bare"] = {"seconds": seconds, "bytes": len(body)}
+            else:
+                record["edgeq"] = fn()
+        except Exception as exc:  # noqa: BLE001 - a failed conversion is a result of the benchmark
+            record[f"{name}_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+    bare_s = record.get("bare", {}).get("seconds")
+    ours_s = record.get("edgeq", {}).get("without_verify_s")
+    record["overhead"] = ours_s / bare_s - 1 if bare_s and ours_s else None
+    return record
+
+
+def _sample_keras_accuracy(keras: Any, files: Any) -> dict[str, Any]:
+    """Top-1 accuracy of the float Keras sample on the bundled labelled images (the reference row)."""
+    from edgeq.runtime.evaluate import labelled_folder
+    from edgeq.runtime.preprocess import image_to_array
+
+    images = labelled_folder(SAMPLE_DIR / "eval")
+    pp = preprocess_for(MODELS["sample"])
+    batch = np.stack([image_to_array(p, pp) for p in images.paths])
+    net = keras.models.load_model(files.keras, compile=False)
+    scores = np.asarray(net.predict(batch, batch_size=250, verbose=0))
+    return {"accuracy": float((scores.argmax(axis=1) == images.labels).mean()), "images": len(images.paths),
+            "bytes": files.keras.stat().st_size}
+
+
+def main(plan_file: str, result_file: str) -> int:
+    plan = json.loads(Path(plan_file).read_text())
+    work = Path(plan["work"])
+    out_dir = Path(plan["models_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from edgeq import _lazy
+
+    t0 = time.perf_counter()
+    tf = _lazy.tensorflow()
+    keras = _lazy.keras()
+    result: dict[str, Any] = {"import_tensorflow_s": time.perf_counter() - t0, "tensorflow": tf.__version__,
+                              "keras": keras.__version__, "models": {}, "pairs": [], "keras_path": []}
+    models: list[BenchModel] = [MODELS[name] for name in plan["models"]]
+    files = {}
+    for model in models:
+        started = time.perf_counter()
+        files[model.name] = sources(model, Path(plan["sources_dir"]) / model.name)
+        result["models"][model.name] = {"source_built": files[model.name].built,
+                                        "source_seconds": time.perf_counter() - started,
+                                        "calibration_samples": int(np.load(files[model.name].data, mmap_mode="r").shape[0]),
+                                        "keras_bytes": files[model.name].keras.stat().st_size}
+        print(f"sources of {model.name}: {'built' if files[model.name].built else 'cached'}", file=sys.stderr, flush=True)
+
+    # warm-up (untimed): the first conversion in a process pays TensorFlow's one-time set-up
+    first = files[models[0].name]
+    _bare_converter(tf, first.saved_model, "float32", first.data)
+    _edgeq(first.saved_model, first.data, work / "warmup.tflite", "float32", len(np.load(first.data, mmap_mode="r")))
+
+    index = 0
+    for model in models:
+        src = files[model.name]
+        samples = result["models"][model.name]["calibration_samples"]
+        for mode in plan["modes"]:
+            out = out_dir / model.name / f"{mode}.tflite"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if plan.get("reuse") and out.exists():
+                result["pairs"].append({"model": model.name, "mode": mode, "cached": True, "bytes": out.stat().st_size})
+                continue
+            record = _pair(
+                index,
+                lambda: _bare_converter(tf, src.saved_model, mode, src.data),
+                lambda: _edgeq(src.saved_model, src.data, out, mode, samples),
+            )
+            record.update(model=model.name, mode=mode, cached=False)
+            result["pairs"].append(record)
+            print(f"converted {model.name} {mode}: overhead {record['overhead']}", file=sys.stderr, flush=True)
+            index += 1
+        if plan.get("keras_path") and not plan.get("reuse"):
+            record = _pair(
+                index,
+                lambda: _bare_from_keras(tf, keras, src.keras, work, "int8", src.data),
+                lambda: _edgeq(src.keras, src.data, work / "keras_path.tflite", "int8", samples),
+            )
+            record.update(model=model.name, mode="int8")
+            result["keras_path"].append(record)
+            index += 1
+    if "sample" in plan["models"] and plan.get("keras_accuracy", True):
+        result["sample_keras"] = _sample_keras_accuracy(keras, files["sample"])
+
+    from edgeq._io import atomic_write
+
+    atomic_write(result_file, json.dumps(result, indent=1).encode(), force=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))

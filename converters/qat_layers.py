@@ -1,0 +1,185 @@
+"""Keras 3 layers for quantization-aware training: fake-quantized weights and trained activation ranges.
+
+The graph these layers build holds ``FakeQuantWithMinMaxVars`` / ``…PerChannel`` ops, which the
+TFLite converter recognises: it then takes every tensor's int8 parameters from them instead of
+calibrating. Activations get ``scale = (max - min) / 255`` from the range tracked during training;
+weights are quantized the way TFLite quantizes them (symmetric, narrow range, ``max|w| / 127``).
+
+Importing this module imports Keras (the ``[convert]`` extra).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgeq import _lazy
+
+keras = _lazy.keras()
+ops = keras.ops
+
+#: how slowly a tracked range follows the batches once it has settled (exponential moving average)
+RANGE_DECAY = 0.99
+#: smallest width of a range, so that a constant tensor still gets a valid scale
+MIN_RANGE = 1e-6
+
+
+def fake_quant_weights(kernel: Any, axis: int | None) -> Any:
+    """Fake-quantize weights as TFLite stores them: int8, symmetric, narrow range ``[-127, 127]``.
+
+    Args:
+        kernel: the (BatchNorm-folded) weights.
+        axis: the output-channel axis for per-channel scales, or ``None`` for one scale per tensor.
+    """
+    if axis is None:
+        bound = ops.max(ops.abs(kernel))
+    else:
+        bound = ops.max(ops.abs(kernel), axis=[i for i in range(len(kernel.shape)) if i != axis])
+    bound = ops.stop_gradient(ops.maximum(bound, MIN_RANGE))
+    return keras.quantizers.fake_quant_with_min_max_vars(kernel, -bound, bound, num_bits=8, narrow_range=True, axis=axis)
+
+
+class RangeQuantizer(keras.layers.Layer):
+    """Fake-quantizes a tensor to int8 over a range learnt from the training batches.
+
+    In training, each batch's ``[min(x, 0), max(x, 0)]`` updates the range: the first batches are
+    averaged, later ones enter an exponential moving average (decay ``RANGE_DECAY``). At inference
+    and export the stored range is used; the converter turns it into the tensor's scale and zero point.
+    """
+
+    def __init__(self, decay: float = RANGE_DECAY, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.decay = decay
+
+    def build(self, input_shape: Any) -> None:
+        self.range_min = self.add_weight(name="range_min", shape=(), initializer="zeros", trainable=False)
+        self.range_max = self.add_weight(name="range_max", shape=(), initializer="ones", trainable=False)
+        self.updates = self.add_weight(name="updates", shape=(), initializer="zeros", trainable=False)
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        if training:
+            lo = ops.stop_gradient(ops.minimum(ops.min(inputs), 0.0))
+            hi = ops.stop_gradient(ops.maximum(ops.max(inputs), 0.0))
+            n = ops.convert_to_tensor(self.updates)
+            decay = ops.minimum(self.decay, (1.0 + n) / (10.0 + n)) * ops.cast(n > 0, "float32")
+            lo = decay * self.range_min + (1.0 - decay) * lo
+            hi = decay * self.range_max + (1.0 - decay) * hi
+            self.range_min.assign(lo)
+            self.range_max.assign(hi)
+            self.updates.assign(n + 1.0)
+        else:
+            lo, hi = self.range_min, self.range_max
+        hi = ops.maximum(hi, lo + MIN_RANGE)
+        return keras.quantizers.fake_quant_with_min_max_vars(inputs, lo, hi, num_bits=8, narrow_range=False)
+
+    def trained_range(self) -> tuple[float, float]:
+        """The ``(min, max)`` the converter will quantize this tensor with."""
+        lo = float(np.asarray(self.range_min))
+        return lo, max(float(np.asarray(self.range_max)), lo + MIN_RANGE)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "decay": self.decay}
+
+
+_ACTIVATIONS = {"linear": None, "relu": ops.relu, "relu6": ops.relu6}
+
+
+class QuantizedConv(keras.layers.Layer):
+    """A Conv2D, DepthwiseConv2D, SeparableConv2D or Dense with its BatchNorm folded in, for QAT.
+
+    The weights are folded as the TFLite converter folds them (``w * gamma / sqrt(var + eps)``,
+    ``beta + (b - mean) * gamma / sqrt(var + eps)``, frozen moving statistics), then
+    fake-quantized: per output channel for convolutions, per tensor for Dense. A ReLU/ReLU6
+    that follows is applied before the output's tracked range, so the converter fuses it;
+    a softmax is applied after it (int8 softmax has a fixed output scale).
+
+    Args:
+        kind: ``conv``, ``depthwise``, ``separable`` or ``dense``.
+        source: the original layer (its config and weights are copied).
+        batch_norm: the BatchNormalization layer folded into this one, or ``None``.
+        activation: ``linear``, ``relu``, ``relu6`` or ``softmax``.
+        quantize_output: whether the output gets its own tracked range (see ``LayerStep.output_range``).
+    """
+
+    def __init__(self, kind: str, source: Any, batch_norm: Any = None, activation: str = "linear",
+                 quantize_output: bool = True, **kwargs: Any) -> None:
+        super().__init__(name=source.name, **kwargs)
+        self.kind = kind
+        self.activation = activation
+        self.conv_args = {}
+        if kind != "dense":
+            self.conv_args = {"strides": source.strides, "padding": source.padding, "dilation_rate": source.dilation_rate}
+        weights = {w.path.split("/")[-1]: np.asarray(w) for w in source.weights}
+        self._initial = {k: weights[k] for k in ("kernel", "depthwise_kernel", "pointwise_kernel", "bias") if k in weights}
+        self._bn = None
+        if batch_norm is not None:
+            bn = {w.path.split("/")[-1]: np.asarray(w) for w in batch_norm.weights}
+            channels = bn["moving_mean"].shape[0]
+            self._bn = {"gamma": bn.get("gamma", np.ones(channels, np.float32)), "beta": bn.get("beta", np.zeros(channels, np.float32)),
+                        "moving_mean": bn["moving_mean"], "moving_variance": bn["moving_variance"]}
+            self.epsilon = float(batch_norm.epsilon)
+        self.output_range = RangeQuantizer(name=f"{source.name}_range") if quantize_output else None
+        self.inner_range = RangeQuantizer(name=f"{source.name}_depthwise_range") if kind == "separable" else None
+
+    def _variable(self, name: str, value: np.ndarray, trainable: bool = True) -> Any:
+        return self.add_weight(name=name, shape=value.shape, initializer=lambda shape, dtype=None: value.astype("float32"),
+                               trainable=trainable)
+
+    def build(self, input_shape: Any) -> None:
+        self.weights_ = {k: self._variable(k, v) for k, v in self._initial.items()}
+        if self._bn is not None:
+            for k, v in self._bn.items():
+                self.weights_[k] = self._variable(k, v, trainable=k in ("gamma", "beta"))
+        for quantizer in (self.output_range, self.inner_range):
+            if quantizer is not None:
+                quantizer.build(None)
+
+    def folded(self) -> tuple[Any, Any]:
+        """``(kernel, bias)`` with the BatchNorm folded in; the kernel is the one whose output channels it scales."""
+        w = self.weights_
+        kernel = w["pointwise_kernel"] if self.kind == "separable" else w["kernel"]
+        bias = w.get("bias")
+        if self._bn is None:
+            return kernel, bias
+        factor = w["gamma"] / ops.sqrt(w["moving_variance"] + self.epsilon)
+        shift = w["beta"] - w["moving_mean"] * factor
+        if self.kind == "depthwise":  # output channel c * multiplier + m scales kernel[..., c, m]
+            kernel = kernel * ops.reshape(factor, kernel.shape[2:])
+        else:
+            kernel = kernel * factor
+        return kernel, shift if bias is None else shift + bias * factor
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        kernel, bias = self.folded()
+        if self.kind == "dense":
+            outputs = ops.matmul(inputs, fake_quant_weights(kernel, None))
+        elif self.kind == "conv":
+            outputs = ops.conv(inputs, fake_quant_weights(kernel, 3), **self.conv_args)
+        elif self.kind == "depthwise":
+            outputs = ops.depthwise_conv(inputs, _depthwise_fake_quant(kernel), **self.conv_args)
+        else:
+            hidden = ops.depthwise_conv(inputs, _depthwise_fake_quant(self.weights_["depthwise_kernel"]), **self.conv_args)
+            hidden = self.inner_range(hidden, training=training)
+            outputs = ops.conv(hidden, fake_quant_weights(kernel, 3))
+        if bias is not None:
+            outputs = outputs + bias
+        act = _ACTIVATIONS.get(self.activation)
+        if act is not None:
+            outputs = act(outputs)
+        if self.output_range is not None:
+            outputs = self.output_range(outputs, training=training)
+        return ops.softmax(outputs, axis=-1) if self.activation == "softmax" else outputs
+
+
+def _depthwise_fake_quant(kernel: Any) -> Any:
+    """Depthwise kernels ``(h, w, in, multiplier)`` are quantized per output channel ``in * multiplier``."""
+    h, w, c, m = kernel.shape
+    return ops.reshape(fake_quant_weights(ops.reshape(kernel, (h, w, c * m)), 2), (h, w, c, m))
+
+
+class Merged(keras.layers.Layer):
+    """Stands in for a BatchNormalization or ReLU merged into the layer before it: passes its input through."""
+
+    def call(self, inputs: Any, **kwargs: Any) -> Any:
+        return inputs

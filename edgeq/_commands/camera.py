@@ -1,0 +1,93 @@
+"""``edgeq camera``: the sample camera apps (samples/camera_classify.py, samples/camera_detect.py) as a command.
+
+The apps are plain scripts users copy from, so they stay the single implementation: this command
+picks the one that fits the model's outputs, hands it the options, and renders its summary. The
+scripts ship in the wheel as ``edgeq/_samples``; in a source checkout they are read from ``samples/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from edgeq._ui import UI
+from edgeq.errors import DataError
+
+EXAMPLES = """examples:
+  edgeq camera model_int8.tflite                                  # webcam 0 in a window (q quits)
+  edgeq camera model_int8.tflite --source picamera --top 3        # Raspberry Pi camera (picamera2)
+  edgeq camera model_int8.tflite --source clip.mp4 --headless --output out.mp4 --profile cam.json
+  edgeq camera ssd_mobilenet.tflite --source rtsp://cam.local/stream --labels coco.txt --threshold 0.6
+  edgeq camera model_int8.tflite --help                           # every option of the app for this model
+
+Options after MODEL go to the app: --source, --headless, --output, --max-frames, --duration, --realtime,
+--profile, --json, --threads, --labels, --normalize; --top (classifiers); --threshold, --max-detections,
+--label-offset (detectors). Needs OpenCV: pip install "edgeq[camera]".
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "camera", help="classify or detect objects live from a camera, stream, video or image folder",
+        description="Run a .tflite model on live frames: a webcam, a Raspberry Pi camera, a stream URL, a video file "
+        "or a folder of images. Classifiers (one [1, K] output) get the top labels, SSD detectors (boxes, classes, "
+        "scores, count) get boxes; every frame shows the inference time and FPS. Capture runs in its own thread and "
+        "drops the frames the model is too slow for. This runs samples/camera_classify.py or camera_detect.py.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="a .tflite classifier or SSD detection model")
+    p.add_argument("options", nargs=argparse.REMAINDER, metavar="OPTION", help="options of the camera app (see below)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    from rich.text import Text
+
+    from edgeq._lazy import import_optional
+    from edgeq._native import quiet_native_output
+    from edgeq.runtime import Model
+    from edgeq.runtime.capture import CAMERA_HINT
+
+    import_optional("cv2", CAMERA_HINT)
+    common = _load_sample("_camera_common")
+    with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
+        task = common.task_of(Model(args.model, threads=1))
+    app = _load_sample(f"camera_{task}")
+    app_args = app.parse_args([args.model, *args.options], prog="edgeq camera")
+    common.check_args(app_args)
+    with quiet_native_output():
+        model = common.load_model(app_args)
+    summary = app.run(app_args, model)
+    if app_args.json:
+        ui.json(summary.to_dict())
+    else:
+        ui.print(Text(summary.text()))  # plain text: labels may contain [brackets] rich would read as markup
+    return 0
+
+
+def _samples_dir() -> Path:
+    """The camera apps: ``edgeq/_samples`` in an installed wheel, ``samples/`` in a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_samples", here.parent / "samples"):
+        if (candidate / "camera_classify.py").is_file():
+            return candidate
+    raise DataError("the camera sample apps are missing (expected samples/camera_classify.py); reinstall edgeq")
+
+
+def _load_sample(name: str) -> ModuleType:
+    """Import a sample script by path under its own name (the apps import ``_camera_common`` that way)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _samples_dir() / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

@@ -1,0 +1,65 @@
+"""``edgeq debug``: rank a Keras model's layers by int8 quantization error and suggest what to keep in float."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeq._ui import UI
+
+EXAMPLES = """examples:
+  edgeq debug model.keras --data calib_images/
+  edgeq debug model.keras --data calib_images/ --calibration percentile:99.99 --csv layers.csv
+  edgeq debug model.keras --data frames.npy --json
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "debug", help="rank layers by int8 quantization error (TFLite quantization debugger)",
+        description="Calibrate the model as 'edgeq convert' would (same data, preprocessing and --calibration), run "
+        "TFLite's quantization debugger on held-back samples, and rank the quantized ops by SQNR, worst first, with "
+        "RMSE/scale, max abs error, the int8 range and the Keras layer each comes from. Suggests the layers to keep "
+        "in float and the 'edgeq convert --keep-float' command that does it.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help=".keras file, .h5 file or SavedModel folder")
+    p.add_argument("--data", required=True, help="representative data: image folder, video, .npy/.npz, or module:function")
+    p.add_argument("--mode", default="int8", help="int8 (default) or uint8")
+    p.add_argument("--calibration", default="minmax", metavar="METHOD", help="minmax (default), percentile:P or mse")
+    p.add_argument("--keep-float", metavar="NAME[,NAME…]", help="layers already kept in float (not ranked)")
+    p.add_argument("--samples", type=int, default=200, help="calibration samples (default 200); up to 100 more are debugged")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample selection (default 0)")
+    p.add_argument("--resize", default="stretch", help="stretch, crop or pad (image data; default stretch)")
+    p.add_argument("--normalize", default="0,1", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default 0,1)")
+    p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
+    p.add_argument("--top", type=int, default=20, help="rows to print (default 20; 0 = all)")
+    p.add_argument("--csv", metavar="OUT", help="also write every layer's row to this CSV file")
+    p.add_argument("--force", action="store_true", help="overwrite the --csv file if it exists")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    from edgeq._accuracy_render import debug_tables
+    from edgeq._io import atomic_write, check_output_path
+    from edgeq.converters.debug import debug
+    from edgeq.errors import UsageError
+
+    if args.top < 0:
+        raise UsageError(f"--top must be 0 (all) or a positive number of rows. Received: {args.top}")
+    csv_out = check_output_path(args.csv, args.force) if args.csv else None
+    with ui.progress():
+        report = debug(args.model, args.data, samples=args.samples, seed=args.seed, resize=args.resize,
+                       normalize=args.normalize, bgr=args.bgr, calibration=args.calibration, mode=args.mode,
+                       keep_float=args.keep_float)
+    if csv_out is not None:
+        atomic_write(csv_out, report.to_csv().encode(), force=args.force)
+    if ui.json_mode:
+        ui.json(report.to_dict())
+    else:
+        ui.print(*debug_tables(report, args.top or None))
+    for note in report.notes:
+        ui.warn(note)
+    if csv_out is not None:
+        ui.status(f"wrote {len(report.layers)} rows to {csv_out}")
+    return 0
