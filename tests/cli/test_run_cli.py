@@ -66,7 +66,8 @@ def test_run_image_json(edgeq_int8, photo, capsys):
     assert all(t["label"] in LABELS for t in record["top"])
 
 
-def test_run_image_table(edgeq_int8, photo, capsys):
+def test_run_image_table(edgeq_int8, photo, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # a long temp path in the title must not wrap inside "photo.jpg"
     assert main(["run", str(edgeq_int8), str(photo), "--top", "2", "--threads", "1"]) == 0
     captured = capsys.readouterr()
     label, score = Model(edgeq_int8).classify(photo, 1)[0]
