@@ -55,7 +55,7 @@ def conversion_table(result: Any) -> Table:
 
 
 def tensors_table(title: str, tensors: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", min_width=len(title))
     for col in ("name", "shape", "dtype", "scale", "zero point"):
         table.add_column(col)
     for t in tensors:
@@ -65,7 +65,7 @@ def tensors_table(title: str, tensors: Sequence[dict[str, Any]]) -> Table:
 
 
 def counts_table(title: str, counts: dict[str, int]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("op")
     table.add_column("count", justify="right")
     for op, n in counts.items():
@@ -74,7 +74,7 @@ def counts_table(title: str, counts: dict[str, int]) -> Table:
 
 
 def predictions_table(title: str, top: Sequence[tuple[str, float]]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("#", justify="right")
     table.add_column("label")
     table.add_column("score", justify="right")
@@ -84,7 +84,7 @@ def predictions_table(title: str, top: Sequence[tuple[str, float]]) -> Table:
 
 
 def outputs_table(title: str, outputs: dict[str, Any]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", min_width=len(title))
     for col in ("output", "shape", "dtype", "min", "max", "mean"):
         table.add_column(col)
     for name, arr in outputs.items():
