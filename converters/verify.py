@@ -11,6 +11,7 @@ import numpy as np
 from edgeq._flatbuffer import TFLiteFile
 from edgeq._progress import track
 from edgeq.runtime.model import Model
+from edgeq.runtime.output_stats import sqnr_db
 
 from edgeq.converters.datasets import Sample
 from edgeq.converters.source import SourceModel
@@ -52,15 +53,6 @@ class Verification:
         d["size_ratio"] = self.size_ratio
         d["sqnr_db"] = self.sqnr_db if math.isfinite(self.sqnr_db) else None
         return d
-
-
-def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    """``10 log10(sum(ref²) / sum((ref - test)²))``; ``inf`` when identical."""
-    noise = float(np.sum((reference.astype(np.float64) - test) ** 2))
-    signal = float(np.sum(reference.astype(np.float64) ** 2))
-    if noise == 0:
-        return float("inf")
-    return 10 * math.log10(signal / noise) if signal > 0 else float("-inf")
 
 
 def float_ops(file: TFLiteFile) -> dict[str, int]:
