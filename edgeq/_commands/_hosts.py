@@ -88,9 +88,8 @@ def forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace, skip: I
         for item in value if isinstance(action, argparse._AppendAction) else [value]:
             if isinstance(item, (list, tuple)):
                 item = ",".join(map(str, item))
-            if action.dest in upload and Path(str(item)).exists():
-                item = Upload(Path(str(item)))
-            words += [flag, item]
+            local = action.dest in upload and Path(str(item)).exists()
+            words += [flag, Upload(Path(str(item))) if local else str(item)]
     return words
 
 
@@ -219,7 +218,8 @@ def devices_table(rows: Sequence[dict[str, Any]]) -> Table:
             f"{d['memory_mb']} MB" if d.get("memory_mb") else None,
             f"{backend.get('name')} {backend.get('version')}" if backend else None,
             f"{live['temperature_c']} C" if live.get("temperature_c") is not None else None,
-            (", ".join(throttled) or "none") if throttled is not None else None, prof.get("preferred_mode"),
+            (", ".join(throttled) or "none") if throttled is not None else None,
+            (prof.get("preferred_mode") or {}).get("mode"),
         ]
         table.add_row(*(escape(str(c)) if c is not None else "[dim]?[/]" for c in cells))
     return table
@@ -243,7 +243,7 @@ def run_on_boards(args: argparse.Namespace, ui: UI) -> int:
 
     def parse(o: Any) -> list[dict[str, Any]]:
         records = [json.loads(line) for line in o.stdout.splitlines() if line.strip()]
-        return [{"host": o.host.name, **_local_names(r, args.inputs)} for r in records]
+        return [{"host": o.host.name, **_local_names(r, remote)} for r in records]
 
     good, outcomes = _parsed(outcomes, parse)
     records = [r for _, rs in good for r in rs]
@@ -255,13 +255,15 @@ def run_on_boards(args: argparse.Namespace, ui: UI) -> int:
     return _report_failures(ui, outcomes, "ran the model")
 
 
-def _local_names(record: dict[str, Any], inputs: Sequence[str]) -> dict[str, Any]:
-    """The record with the board's temporary path of an input replaced by the name the user gave."""
+def _local_names(record: dict[str, Any], remote: Sequence[Any]) -> dict[str, Any]:
+    """The record with the board's temporary path of an input replaced by the path the user gave."""
+    from edgeq._fleet import Upload
+
     name = str(record.get("input", ""))
-    for n, given in enumerate(inputs, start=1):
-        marker = f"/{n}-{Path(given).name}"
-        if marker in name:
-            name = given.rstrip("/") + name.split(marker, 1)[1]
+    for n, arg in enumerate(remote):
+        marker = f"/{n}/{arg.path.name}" if isinstance(arg, Upload) else None
+        if marker and marker in name:
+            name = str(arg.path) + name.split(marker, 1)[1]
             break
     return {**record, "input": name}
 

@@ -200,7 +200,8 @@ async def _upload(conn: Any, command: RemoteCommand, folder: str) -> list[str]:
             if not isinstance(arg, Upload):
                 args.append(arg)
                 continue
-            target = posixpath.join(folder, f"{n}-{arg.path.name}")
+            await sftp.mkdir(posixpath.join(folder, str(n)))  # one folder per file: names stay as the user's
+            target = posixpath.join(folder, str(n), arg.path.name)
             await sftp.put(str(arg.path), target, recurse=arg.path.is_dir())
             args.append(target)
     return args
