@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import signal
+import subprocess
+import time
+from pathlib import Path
 
-from fleet.sshd_lab import REPO_MODEL, Lab
+from fleet.sshd_lab import REPO_MODEL, VENV_BIN, Lab
 
 QUICK = ("--runs", "5", "--warmup", "1", "--threads", "1", "--no-memory")
 
@@ -23,3 +28,89 @@ def test_two_good_boards_and_one_without_edgeq(lab: Lab) -> None:
                         f"pip install edgeq on {b['bare'].spec}, or point --remote-edgeq at it"]
     assert "2 of 3 board(s) profiled; 1 failed" in proc.stderr
     assert all(not board.leftovers() for board in b.values())
+
+
+def test_good_boards_only_exit_0_and_reports_merge_in_compare(lab: Lab, tmp_path: Path) -> None:
+    b = lab.boards
+    out = tmp_path / "reports"
+    proc = lab.run("profile", str(REPO_MODEL), *QUICK, "--host", b["good1"].spec, "--host", "good2", "--json", str(out),
+                   "--html", str(tmp_path / "cmp.html"))
+    assert proc.returncode == 0, proc.stderr
+    assert "FAILED" not in proc.stderr and "2 of 2 board(s) profiled" in proc.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert files == sorted([f"{getpass.getuser()}_127.0.0.1_{b['good1'].port}.json", "good2.json"])
+    reports = {json.loads(p.read_text())["host"]: json.loads(p.read_text()) for p in out.iterdir()}
+    assert set(reports) == {b["good1"].spec, "good2"}
+    for report in reports.values():  # the remote edgeq measured with the options given here
+        assert report["model"]["name"] == REPO_MODEL.name
+        assert report["model"]["size_bytes"] == REPO_MODEL.stat().st_size
+        assert [r["threads"] for r in report["results"]] == [1] and report["results"][0]["latency"]["runs"] == 5
+        assert report["settings"]["memory"] is False
+    html = (tmp_path / "cmp.html").read_text()
+    assert b["good1"].spec in html and "good2" in html
+    # edgeq compare merges any number of reports, hosts on every row
+    local = tmp_path / "local.json"
+    assert lab.run("profile", str(REPO_MODEL), *QUICK, "--json", str(local)).returncode == 0
+    merged = lab.run("compare", str(local), *(str(p) for p in sorted(out.iterdir())), "--json")
+    assert merged.returncode == 0, merged.stderr
+    entries = json.loads(merged.stdout)["entries"]
+    assert [e["host"] for e in entries] == [None, "good2", b["good1"].spec]
+    table = lab.run("compare", *(str(p) for p in sorted(out.iterdir())))
+    rows = [line for line in table.stdout.splitlines() if "·" in line and "thr" not in line]
+    assert len(rows) == 2 and any("good2 ·" in r for r in rows) and any(f"{b['good1'].spec} ·" in r for r in rows)
+
+
+def test_json_on_stdout_lists_reports_and_failures(lab: Lab) -> None:
+    b = lab.boards
+    proc = lab.run("profile", str(REPO_MODEL), *QUICK, "--host", "good1", "--host", "bare", "--json", "-")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert [r["host"] for r in doc["reports"]] == ["good1"]
+    assert [(h["host"], h["ok"]) for h in doc["hosts"]] == [("good1", True), ("bare", False)]
+    assert "pip install edgeq on bare" in doc["hosts"][1]["error"]
+    assert "pip install edgeq on bare" in proc.stderr
+    assert not b["good1"].leftovers()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_stops_the_boards_and_leaves_no_temporary_folder(lab: Lab) -> None:
+    b = lab.boards
+    cmd = [str(VENV_BIN / "edgeq"), "profile", str(REPO_MODEL), "--duration", "60", "--threads", "1", "--no-memory",
+           "--host", "good1", "--host", "good2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=lab.env)
+    try:
+        pids: list[int] = []
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:  # both remote edgeqs are running
+            time.sleep(0.1)
+            pids = [int(p.read_text()) for board in (b["good1"], b["good2"]) for p in board.tmp.glob("*/.pid")
+                    if p.read_text().strip()]
+        assert len(pids) == 2, "the remote edgeq did not start"
+        assert all(_alive(pid) for pid in pids)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err
+    assert not b["good1"].leftovers() and not b["good2"].leftovers()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), "a remote edgeq kept running"
+
+
+def test_timeout_fails_that_board_and_cleans_it(lab: Lab) -> None:
+    b = lab.boards
+    proc = lab.run("profile", str(REPO_MODEL), "--duration", "60", "--threads", "1", "--no-memory",
+                   "--host", "good1", "--timeout", "4")
+    assert proc.returncode == 1
+    assert "FAILED good1: timed out after 4 s (raise --timeout)" in proc.stderr
+    assert not b["good1"].leftovers()
