@@ -52,9 +52,10 @@ class Lab:
     home: Path  # the client's HOME (~/.ssh/config, known_hosts, id_ed25519)
     env: dict[str, str]  # environment of the client edgeq
 
-    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-        return subprocess.run([str(VENV_BIN / "edgeq"), *args], capture_output=True, text=True, env=self.env,
-                              timeout=timeout)
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+        """Run the client edgeq with ``args`` (in ``env``, default the lab's client environment)."""
+        return subprocess.run([str(VENV_BIN / "edgeq"), *args], capture_output=True, text=True,
+                              env=env or self.env, timeout=timeout)
 
 
 def _free_port() -> int:
