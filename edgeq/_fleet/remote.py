@@ -2,8 +2,8 @@
 
 Each host gets its own task (at most ``parallel`` at a time) and its own time limit; one host failing
 or timing out never stops the others. On each board the files go into a fresh temporary folder
-(``mktemp -d``) that is removed afterwards, also when the run is interrupted (Ctrl-C, SIGTERM) or
-times out: the remote edgeq is stopped first, then the folder is deleted.
+(``$TMPDIR/edgeq-fleet.<random>``, by SFTP) that is removed afterwards, also when the run is interrupted
+(Ctrl-C, SIGTERM) or times out: the remote edgeq is stopped first (SIGTERM), then the folder is deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shlex
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -79,7 +79,6 @@ class HostOutcome:
     error: str | None = None
     seconds: float = 0.0
     remote_edgeq: str | None = None
-    notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         return {"host": self.host.name, "ok": self.ok, "error": self.error, "seconds": round(self.seconds, 3),
@@ -152,11 +151,21 @@ async def _run_host(host: Host, command: RemoteCommand, settings: SSHSettings, t
     except (OSError, asyncssh_module().Error) as exc:
         return HostOutcome(host, False, error=describe_error(exc, settings), seconds=time.monotonic() - start,
                            remote_edgeq=state.get("edgeq"))
+    except Exception as exc:  # noqa: BLE001 - a bug on one host must not lose the others' results
+        log.exception("unexpected error on %s", host.name)
+        return HostOutcome(host, False, error=f"unexpected error: {type(exc).__name__}: {exc} (this is a bug)",
+                           seconds=time.monotonic() - start, remote_edgeq=state.get("edgeq"))
     return HostOutcome(host, True, stdout=stdout, seconds=time.monotonic() - start, remote_edgeq=state.get("edgeq"))
 
 
 async def _session(host: Host, command: RemoteCommand, settings: SSHSettings, state: dict[str, Any]) -> str:
-    async with await connect(host, settings) as conn:
+    try:
+        conn = await connect(host, settings)
+    except OSError as exc:
+        raise _HostFailed(f"cannot connect: {exc.strerror or exc}") from exc
+    except asyncio.TimeoutError:
+        raise _HostFailed(f"cannot connect: no SSH login within {settings.connect_timeout:g} s") from None
+    async with conn:
         edgeq, version = await _find_edgeq(conn, host, command.remote_edgeq)
         state["edgeq"] = f"{edgeq} ({version})"
         # named here, so that an interruption at any point below knows which folder to remove

@@ -112,6 +112,4 @@ def describe_error(exc: BaseException, settings: SSHSettings) -> str:
         return f"cannot use the SSH key: {exc}"
     if isinstance(exc, asyncssh.Error):
         return f"SSH error: {exc.reason}"
-    if isinstance(exc, OSError):
-        return f"cannot connect: {exc.strerror or exc}"
     return f"{type(exc).__name__}: {exc}"

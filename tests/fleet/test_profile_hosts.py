@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from fleet.sshd_lab import REPO_MODEL, VENV_BIN, Lab
 
 QUICK = ("--runs", "5", "--warmup", "1", "--threads", "1", "--no-memory")
@@ -80,7 +82,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_ctrl_c_stops_the_boards_and_leaves_no_temporary_folder(lab: Lab) -> None:
+@pytest.mark.parametrize("signum, status, word", [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated")])
+def test_ctrl_c_stops_the_boards_and_leaves_no_temporary_folder(lab: Lab, signum: int, status: int, word: str) -> None:
     b = lab.boards
     cmd = [str(VENV_BIN / "edgeq"), "profile", str(REPO_MODEL), "--duration", "60", "--threads", "1", "--no-memory",
            "--host", "good1", "--host", "good2"]
@@ -94,12 +97,12 @@ def test_ctrl_c_stops_the_boards_and_leaves_no_temporary_folder(lab: Lab) -> Non
                     if p.read_text().strip()]
         assert len(pids) == 2, "the remote edgeq did not start"
         assert all(_alive(pid) for pid in pids)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
-    assert "Interrupted" in err
+    assert proc.returncode == status, err
+    assert word in err
     assert not b["good1"].leftovers() and not b["good2"].leftovers()
     deadline = time.monotonic() + 10
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:

@@ -62,6 +62,18 @@ def test_refused_key_fails_that_board_only(lab: Lab) -> None:
     assert "1 of 2 board(s) answered; 1 failed" in err
 
 
+def test_a_board_that_does_not_answer_fails_alone(lab: Lab) -> None:
+    from fleet.sshd_lab import _free_port
+
+    closed = f"pi@127.0.0.1:{_free_port()}"
+    proc = lab.run("devices", "--host", closed, "--host", "good1", "--json")
+    assert proc.returncode == 1
+    hosts = json.loads(proc.stdout)["hosts"]
+    assert [(h["host"], h["ok"]) for h in hosts] == [(closed, False), ("good1", True)]
+    assert hosts[0]["error"].startswith("cannot connect: Connect call failed")
+    assert f"FAILED {closed}: cannot connect" in proc.stderr
+
+
 def test_identity_offers_the_key_the_board_accepts(lab: Lab) -> None:
     other = lab.boards["refuses"].tmp.parent.parent / "other_key"
     code, err = _run(lab, lab.env, "devices", "--host", "refuses", "--identity", str(other))
