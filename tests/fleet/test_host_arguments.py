@@ -70,3 +70,13 @@ def test_missing_asyncssh_names_the_extra(monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setitem(sys.modules, "asyncssh", None)  # import asyncssh now raises ImportError
     assert main(["devices", "--host", "pi@pi4.local"]) == 2
     assert 'pip install "edgeq[fleet]"' in capsys.readouterr().err
+
+
+def test_the_board_side_never_imports_the_fleet() -> None:
+    """Building the CLI and importing the runtime and devices loads neither asyncssh nor edgeq._fleet (cold start)."""
+    import subprocess
+
+    code = ("import sys, edgeq.cli, edgeq.runtime, edgeq.devices; edgeq.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'asyncssh' or m.startswith('edgeq._fleet')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert out.strip() == "[]"
