@@ -106,7 +106,8 @@ def run_on_hosts(
     outcomes = asyncio.run(_run_all(hosts, command, settings, parallel, timeout, received))
     if received:
         signal.raise_signal(received[0])  # the caller's handler turns it into KeyboardInterrupt / its own exit
-    assert outcomes is not None
+    if outcomes is None:  # the caller ignores that signal: still stop here, without results
+        raise KeyboardInterrupt
     return outcomes
 
 
@@ -114,10 +115,14 @@ async def _run_all(hosts: Sequence[Host], command: RemoteCommand, settings: SSHS
                    timeout: float, received: list[int]) -> list[HostOutcome] | None:
     loop, main = asyncio.get_running_loop(), asyncio.current_task()
     assert main is not None
-    handled = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
-    previous = {sig: signal.getsignal(sig) for sig in handled}
-    for sig in handled:  # cancel the tasks so that each removes its remote folder, then re-raise the signal
-        loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig), main.cancel()))
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):  # cancel the tasks so that each removes its remote folder
+            try:
+                previous[sig] = signal.getsignal(sig)
+                loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig), main.cancel()))
+            except (NotImplementedError, RuntimeError):  # no signal handlers in this loop (Windows)
+                previous.pop(sig, None)
     gate = asyncio.Semaphore(max(1, parallel))
     try:
         with step("boards", total=len(hosts)) as advance:
@@ -135,7 +140,8 @@ async def _run_all(hosts: Sequence[Host], command: RemoteCommand, settings: SSHS
     finally:
         for sig, handler in previous.items():
             loop.remove_signal_handler(sig)
-            signal.signal(sig, handler)
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 async def _run_host(host: Host, command: RemoteCommand, settings: SSHSettings, timeout: float) -> HostOutcome:
