@@ -27,7 +27,11 @@ HOST_DESTS = {"host", "hosts", "parallel", "timeout", "identity", "accept_new_ho
 
 def add_host_options(parser: argparse.ArgumentParser, charts: bool = False) -> None:
     """Add the ``--host``/``--hosts`` options (and ``--html``/``--png`` of the comparison when ``charts``)."""
-    g = parser.add_argument_group("many boards over SSH (pip install \"edgeq[fleet]\")")
+    g = parser.add_argument_group(
+        "many boards over SSH (pip install \"edgeq[fleet]\")",
+        "The board's own edgeq runs the command on a copy of the model and inputs; one failing board is one "
+        "FAILED line and exit 1." + (" With --host, --json OUT is a folder of one report per board (HOST.json)."
+                                       if charts else ""))
     g.add_argument("--host", action="append", metavar="USER@HOST[:PORT]",
                    help="run on this board over SSH instead of here (repeatable; ~/.ssh/config names work)")
     g.add_argument("--hosts", action="append", metavar="FILE",
