@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,28 @@ def test_broken_remote_edgeq_reports_its_error(lab: Lab, tmp_path: Path) -> None
     assert (f"FAILED good1: remote 'edgeq profile {REPO_MODEL} --json -' failed: ImportError: libedgetpu.so.1: "
             "cannot open shared object file") in proc.stderr
     assert not lab.boards["good1"].leftovers()
+
+
+def test_the_ssh_agent_holds_the_key(lab: Lab, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(lab.home, home)
+    key = tmp_path / "agent_key"
+    shutil.move(home / ".ssh" / "id_ed25519", key)  # the only copy of the user key is now in the agent
+    (home / ".ssh" / "id_ed25519.pub").unlink()
+    env = {**lab.env, "HOME": str(home)}
+    code, err = _run(lab, env, "devices", "--host", "good1")
+    assert code == 1 and "FAILED good1: permission denied" in err
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        subprocess.run(["ssh-add", "-q", str(key)], env={**env, "SSH_AUTH_SOCK": str(sock)}, check=True,
+                       capture_output=True)
+        code, err = _run(lab, {**env, "SSH_AUTH_SOCK": str(sock)}, "devices", "--host", "good1")
+        assert code == 0, err
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
