@@ -247,7 +247,7 @@ def run_on_boards(args: argparse.Namespace, ui: UI) -> int:
 
     def parse(o: Any) -> list[dict[str, Any]]:
         records = [json.loads(line) for line in o.stdout.splitlines() if line.strip()]
-        return [{"host": o.host.name, **_local_names(r, remote)} for r in records]
+        return [{"host": o.host.name, **r, "input": _local_path(r.get("input"), remote)} for r in records]
 
     good, outcomes = _parsed(outcomes, parse)
     records = [r for _, rs in good for r in rs]
@@ -259,17 +259,17 @@ def run_on_boards(args: argparse.Namespace, ui: UI) -> int:
     return _report_failures(ui, outcomes, "ran the model")
 
 
-def _local_names(record: dict[str, Any], remote: Sequence[Any]) -> dict[str, Any]:
-    """The record with the board's temporary path of an input replaced by the path the user gave."""
+def _local_path(text: Any, remote: Sequence[Any]) -> Any:
+    """``text`` with the board's temporary copy of an uploaded file replaced by the path the user gave."""
     from edgeq._fleet import Upload
 
-    name = str(record.get("input", ""))
+    if not isinstance(text, str):
+        return text
     for n, arg in enumerate(remote):
-        marker = f"/{n}/{arg.path.name}" if isinstance(arg, Upload) else None
-        if marker and marker in name:
-            name = str(arg.path) + name.split(marker, 1)[1]
-            break
-    return {**record, "input": name}
+        if isinstance(arg, Upload):
+            copy = rf"\S*/edgeq-fleet\.[0-9a-f]+/{n}/{re.escape(arg.path.name)}"
+            text = re.sub(copy, lambda _: str(arg.path), text)  # noqa: B023 - used at once
+    return text
 
 
 def run_table(records: Sequence[dict[str, Any]]) -> Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import signal
 import subprocess
@@ -35,8 +36,9 @@ def test_two_good_boards_and_one_without_edgeq(lab: Lab) -> None:
 def test_good_boards_only_exit_0_and_reports_merge_in_compare(lab: Lab, tmp_path: Path) -> None:
     b = lab.boards
     out = tmp_path / "reports"
-    proc = lab.run("profile", str(REPO_MODEL), *QUICK, "--host", b["good1"].spec, "--host", "good2", "--json", str(out),
-                   "--html", str(tmp_path / "cmp.html"))
+    image = REPO_MODEL.parent / "eval" / "1_trouser" / "00002.png"  # a local --input travels with the model
+    proc = lab.run("profile", str(REPO_MODEL), *QUICK, "--input", str(image), "--host", b["good1"].spec, "--host", "good2",
+                   "--json", str(out), "--html", str(tmp_path / "cmp.html"))
     assert proc.returncode == 0, proc.stderr
     assert "FAILED" not in proc.stderr and "2 of 2 board(s) profiled" in proc.stderr
     files = sorted(p.name for p in out.iterdir())
@@ -47,7 +49,7 @@ def test_good_boards_only_exit_0_and_reports_merge_in_compare(lab: Lab, tmp_path
         assert report["model"]["name"] == REPO_MODEL.name
         assert report["model"]["size_bytes"] == REPO_MODEL.stat().st_size
         assert [r["threads"] for r in report["results"]] == [1] and report["results"][0]["latency"]["runs"] == 5
-        assert report["settings"]["memory"] is False
+        assert report["settings"]["memory"] is False and report["settings"]["input"] == image.name
     html = (tmp_path / "cmp.html").read_text()
     assert b["good1"].spec in html and "good2" in html
     # edgeq compare merges any number of reports, hosts on every row
@@ -117,3 +119,25 @@ def test_timeout_fails_that_board_and_cleans_it(lab: Lab) -> None:
     assert proc.returncode == 1
     assert "FAILED good1: timed out after 4 s (raise --timeout)" in proc.stderr
     assert not b["good1"].leftovers()
+
+
+def test_the_board_reads_copies_in_its_temporary_folder(lab: Lab, tmp_path: Path) -> None:
+    """The remote edgeq gets the board's copies (same bytes), not the paths of this machine."""
+    log = tmp_path / "argv.log"
+    spy = tmp_path / "spy-edgeq"
+    spy.write_text(f'#!/bin/sh\nfor a in "$@"; do [ -f "$a" ] && sha256sum "$a" >> {log}; done\n'
+                   f'echo "args $*" >> {log}\nexec {VENV_BIN / "edgeq"} "$@"\n')
+    spy.chmod(0o755)
+    image = REPO_MODEL.parent / "eval" / "1_trouser" / "00002.png"
+    proc = lab.run("profile", str(REPO_MODEL), *QUICK, "--input", str(image), "--host", "good1",
+                   "--remote-edgeq", str(spy))
+    assert proc.returncode == 0, proc.stderr
+    lines = log.read_text().splitlines()
+    copies = {Path(line.split()[1]).name: line.split()[0] for line in lines if not line.startswith("args")}
+    assert copies == {REPO_MODEL.name: hashlib.sha256(REPO_MODEL.read_bytes()).hexdigest(),
+                      image.name: hashlib.sha256(image.read_bytes()).hexdigest()}
+    args = next(line for line in lines if line.startswith("args profile"))
+    board_tmp = str(lab.boards["good1"].tmp)
+    assert str(REPO_MODEL) not in args and str(image) not in args
+    assert f"{board_tmp}/edgeq-fleet." in args and "--json -" in args and "--runs 5" in args
+    assert not lab.boards["good1"].leftovers()
