@@ -349,6 +349,8 @@ class ProfileReport:
         notes: warnings about the measurement (throttling seen, per-op unavailable, …).
         created: when the report was made, ISO 8601 UTC.
         edgeq_version: the edgeq that made it.
+        host: the board it was measured on over SSH, as given to ``--host`` (``pi@pi4.local:2222``); ``None``
+            (and absent from the JSON) when measured on this machine.
         schema_version: the report format version (:data:`SCHEMA_VERSION`).
     """
 
@@ -364,6 +366,7 @@ class ProfileReport:
     edgeq_version: str = ""
     schema_version: int = SCHEMA_VERSION
     kind: str = field(default=REPORT_KIND, repr=False)
+    host: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind != REPORT_KIND or self.schema_version != SCHEMA_VERSION:
@@ -389,7 +392,7 @@ class ProfileReport:
             "created": self.created, "model": self.model.to_dict(), "device": self.device, "backend": dict(self.backend),
             "settings": dict(self.settings), "live_before": self.live_before, "live_after": self.live_after,
             "results": [r.to_dict() for r in self.results], "notes": list(self.notes),
-        }
+        } | ({"host": self.host} if self.host is not None else {})
 
     def to_json(self) -> bytes:
         """The report as UTF-8 JSON (indented, keys in schema order, non-finite numbers as ``null``)."""
@@ -419,6 +422,7 @@ class ProfileReport:
                 live_before=d.get("live_before"), live_after=d.get("live_after"),
                 notes=tuple(str(n) for n in d.get("notes") or ()), created=str(d.get("created", "")),
                 edgeq_version=str(d.get("edgeq_version", "")), schema_version=int(version), kind=str(kind),
+                host=None if d.get("host") is None else str(d["host"]),
             )
         except KeyError as exc:
             raise DataError(f"{name} is a malformed edgeq profile report: field {exc.args[0]!r} is missing") from None
@@ -539,6 +543,7 @@ class CompareEntry:
     ratios: dict[str, float | None]
     timings_ms: tuple[float, ...]
     latency: LatencyStats
+    host: str | None = None
 
     @property
     def label(self) -> str:
@@ -548,7 +553,7 @@ class CompareEntry:
         return {
             "source": self.source, "device": self.device, "model": self.model, "mode": self.mode,
             "threads": self.threads, "backend": self.backend, "metrics": dict(self.metrics),
-            "ratios": dict(self.ratios), "latency": self.latency.to_dict(),
+            "ratios": dict(self.ratios), "latency": self.latency.to_dict(), "host": self.host,
         }
 
 
@@ -601,7 +606,7 @@ def compare(
     if not reports:
         raise UsageError("compare needs at least one report; give report files written by 'edgeq profile --json OUT'")
     loaded = [r if isinstance(r, ProfileReport) else load_report(r) for r in reports]
-    sources = [str(r) if not isinstance(r, ProfileReport) else r.model.name for r in reports]
+    sources = [str(r) if not isinstance(r, ProfileReport) else r.host or r.model.name for r in reports]
     rows: list[tuple[str, ProfileReport, ThreadResult]] = []
     for src, rep in zip(sources, loaded):
         for res in rep.results:
@@ -625,9 +630,10 @@ def compare(
         m = metrics(rep, res)
         ratios = {k: (round(v / base[k], 4) if v is not None and base[k] else None) for k, v in m.items()}
         entries.append(CompareEntry(
-            source=src, device=device_label(rep.device), model=rep.model.name, mode=rep.model.mode, threads=res.threads,
+            source=src, device=f"{rep.host} · {device_label(rep.device)}" if rep.host else device_label(rep.device),
+            model=rep.model.name, mode=rep.model.mode, threads=res.threads,
             backend=f"{rep.backend.get('name', '?')} {rep.backend.get('version', '')}".strip(), metrics=m,
-            ratios=ratios, timings_ms=res.timings_ms, latency=res.latency,
+            ratios=ratios, timings_ms=res.timings_ms, latency=res.latency, host=rep.host,
         ))
     notes = []
     hashes: dict[str, set[str]] = {}

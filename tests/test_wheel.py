@@ -23,7 +23,7 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
     (wheel,) = dist.glob("edgeq-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for expected in ("edgeq/cli.py", "edgeq/converters/convert.py", "edgeq/runtime/model.py", "edgeq/devices/__init__.py",
-                     "edgeq/_sample/model_int8.tflite", "edgeq/_sample/labels.txt"):
+                     "edgeq/_sample/model_int8.tflite", "edgeq/_sample/labels.txt", "edgeq/_fleet/remote.py"):
         assert expected in names, expected
     assert not any(n.startswith(("tests/", "converters/", "runtime/")) for n in names)
 

@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
+from edgeq._commands._hosts import add_host_options, devices_on_hosts, wants_hosts
 from edgeq.devices import BoardProfile, Device, LiveState, current, detect, known_profiles, profile_for
 from edgeq.errors import UsageError
 
@@ -21,6 +22,7 @@ examples:
   edgeq devices --json          # the same as JSON (device, live, profile)
   edgeq devices --list          # the boards edgeq knows (keys work with convert --target)
   edgeq devices --root ./pi4    # read a recorded /proc, /sys and /etc tree instead of /
+  edgeq devices --hosts lab.ini # every board of an inventory over SSH, one row each
 """
 
 
@@ -39,11 +41,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--list", action="store_true", help="list the known board profiles")
     parser.add_argument("--root", default="/", metavar="DIR",
                         help="read /proc, /sys, /dev and /etc below DIR instead of / (a recorded tree)")
+    add_host_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, ui: Any) -> int:
     """Print the device and its profile, or the known boards with ``--list``."""
+    if wants_hosts(args):
+        return devices_on_hosts(args, ui)
     if args.list:
         profiles = known_profiles()
         ui.json([p.to_dict() for p in profiles]) if ui.json_mode else ui.print(boards_table(profiles))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgeq._commands._hosts import add_host_options, profile_on_hosts, wants_hosts
 from edgeq._ui import UI
 from edgeq.errors import UsageError
 
@@ -15,6 +16,7 @@ EXAMPLES = """examples:
   edgeq profile model_int8.tflite --ops --top 15       # per-op times, XNNPACK coverage
   edgeq profile model_int8.tflite --input photo.jpg --json - # report as JSON on stdout
   edgeq compare pi4.json pi5.json --html cmp.html      # then compare devices
+  edgeq profile model_int8.tflite --host pi@pi4.local --host pi@pi5.local:2222   # many boards over SSH
 """
 
 
@@ -53,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", dest="report", metavar="OUT",
                    help="write the report (documented, versioned JSON) to OUT; '-' prints it on stdout instead of tables")
     p.add_argument("--force", action="store_true", help="overwrite the --json OUT file if it exists")
+    add_host_options(p, charts=True)
     p.set_defaults(func=run)
 
 
@@ -69,6 +72,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         raise UsageError(f"--duration must be a positive number of seconds. Received: --duration {args.duration}")
     if args.threads is not None and (not args.threads or min(args.threads) < 1):
         raise UsageError(f"--threads takes positive counts like 1,2,4. Received: --threads {','.join(map(str, args.threads))}")
+    if wants_hosts(args):
+        return profile_on_hosts(args, ui)
     to_stdout = args.report == "-"
     out = None if args.report in (None, "-") else check_output_path(args.report, args.force)
     ui.json_mode = to_stdout

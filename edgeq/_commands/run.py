@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq._commands._hosts import add_host_options, run_on_boards, wants_hosts
 from edgeq._ui import UI
 from edgeq.errors import UsageError
 
@@ -18,6 +19,7 @@ EXAMPLES = """examples:
   edgeq run model_int8.tflite clip.mp4 --every 10
   edgeq run model_int8.tflite --random --threads 2
   edgeq run model_int8.tflite x.npy --save-outputs outs/
+  edgeq run model_int8.tflite photo.jpg --host pi@pi4.local --host pi@pi5.local   # on many boards over SSH
 """
 
 
@@ -38,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--delegate", help="external delegate library to load (e.g. libedgetpu.so.1)")
     p.add_argument("--save-outputs", metavar="DIR", help="write each input's raw outputs as .npy files into DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object per input (JSON lines)")
+    add_host_options(p)
     p.set_defaults(func=run)
 
 
@@ -51,6 +54,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         raise UsageError("give at least one INPUT (image, folder, video, .npy) or --random")
     if args.top < 1 or args.every < 1:
         raise UsageError(f"--top and --every must be at least 1. Received: --top {args.top}, --every {args.every}")
+    if wants_hosts(args):
+        return run_on_boards(args, ui)
     save_dir = Path(args.save_outputs) if args.save_outputs else None
     if save_dir is not None and not save_dir.is_dir():
         raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
