@@ -349,6 +349,14 @@ def _check_data_flow(sg: SubgraphInfo, s: int, buffer_sizes: tuple[int, ...]) ->
             if source.shape != target.shape:
                 raise InvalidModel(f"operator {op.index} (DEQUANTIZE) of subgraph {s} turns constant tensor "
                                    f"{source.index} of shape {list(source.shape)} into shape {list(target.shape)}")
+        if op.op == "DENSIFY" and op.outputs:
+            # DENSIFY expands constant sparse weights; XNNPACK does it at load time into the output's declared shape
+            source, target = sg.tensors[op.inputs[0]], sg.tensors[op.outputs[0]]
+            if source.sparsity is None or (source.shape, source.dtype) != (target.shape, target.dtype):
+                raise InvalidModel(f"operator {op.index} (DENSIFY) of subgraph {s} turns tensor {source.index} "
+                                   f"({'sparse' if source.sparsity else 'not sparse'}, {list(source.shape)} "
+                                   f"{source.dtype}) into {list(target.shape)} {target.dtype}; it expands a sparse "
+                                   "tensor into the same shape and type")
         for i in op.outputs:
             if i in written or i in constant or i in sg.inputs:
                 state = "written twice" if i in written else "read-only"

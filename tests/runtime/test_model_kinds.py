@@ -98,3 +98,13 @@ def test_inconsistent_opcodes_stay_refused():
     model.operatorCodes[0].deprecatedBuiltinCode = 3  # DEQUANTIZE (6) claiming to be EMBEDDING_LOOKUP
     with pytest.raises(ModelError, match="inconsistent builtin codes"):
         parse(bytes(flatbuffer_utils.convert_object_to_bytearray(model)), "m.tflite")
+
+
+def test_densify_into_another_shape_is_refused():
+    """Found by the fuzzer: XNNPACK densifies at load time into DENSIFY's declared output shape (a SIGSEGV)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(fc_model(sparse=True)))
+    model.subgraphs[0].tensors[2].shape = [8]
+    with pytest.raises(ModelError, match=r"operator 0 \(DENSIFY\).*into \[8\] FLOAT16"):
+        parse(bytes(flatbuffer_utils.convert_object_to_bytearray(model)), "m.tflite")
