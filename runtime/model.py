@@ -239,6 +239,27 @@ class Model:
             return {s.name: o for s, o in zip(self.outputs, outputs)}
         return {name: dequantize(o, *q) if q else o for (name, q), o in zip(self._output_quantization(), outputs)}
 
+    def predict_each(self, x: np.ndarray, raw: bool = False) -> list[tuple[dict[str, np.ndarray], int, float]]:
+        """Results for each sample of an array of samples (a single-input model), in order.
+
+        An array with the input's rank holds ``N`` samples along axis 0 (one rank less: a single sample). When the
+        input's shape signature fixes the batch at 1, the samples run one after another (a stream: a stateful
+        model carries its state from one to the next); otherwise they run as one batch, split per sample.
+
+        Returns:
+            ``(outputs, batch, seconds)`` per sample: its outputs (batch dimension 1 kept, as :meth:`predict`
+            gives for one sample), how many samples the inference that made them ran, and that inference's time.
+        """
+        spec = self.inputs[0]
+        array = np.asarray(x)
+        n = array.shape[0] if len(self.inputs) == 1 and array.ndim == len(spec.shape) and array.ndim else 1
+        if n == 1 or spec.shape_signature[0] == 1:
+            samples = [array] if n == 1 else [array[i : i + 1] for i in range(n)]
+            return [(self.predict(sample, raw=raw), 1, self.last_invoke_seconds) for sample in samples]
+        outputs = self.predict(array, raw=raw)
+        return [({k: v[i : i + 1] if v.ndim and v.shape[0] == n else v for k, v in outputs.items()}, n,
+                 self.last_invoke_seconds) for i in range(n)]
+
     def _output_quantization(self) -> list[tuple[str, tuple[float, int] | None]]:
         """Per output: its name and ``(scale, zero_point)``, or ``None`` for float outputs (computed once)."""
         plan = getattr(self, "_dequantize_plan", None)

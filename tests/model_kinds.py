@@ -150,3 +150,69 @@ def float_fc_with_signature(seed: int = 0) -> bytes:
          schema.BuiltinOptions.FullyConnectedOptions)
     signature(b, {"x": x}, {"y": y})
     return b.bytes([x], [y])
+
+
+def accumulator_model(initial: Sequence[float] = (1.0, 2.0, 3.0, 4.0)) -> bytes:
+    """A stateful streaming model as TF writes one: ``y = state + x; state = y`` with ``x, y [1, 4]`` (batch fixed).
+
+    The state is a resource variable (VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE) that an init subgraph, run
+    once by CALL_ONCE, sets to ``initial``.
+    """
+    schema = _schema()
+    ops, types = schema.BuiltinOperator, schema.TensorType
+    b = Builder()
+
+    def handle(graph: Any) -> int:
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = b"state_handle", [], types.RESOURCE, 0
+        graph.tensors.append(t)
+        return len(graph.tensors) - 1
+
+    def var_handle_options() -> Any:
+        o = schema.VarHandleOptionsT()
+        o.container, o.sharedName = b"", b"state"
+        return o
+
+    x = b.tensor("x", [1, 4], types.FLOAT32, signature=[1, 4])
+    h = handle(b.sg)
+    state = b.tensor("state", [1, 4], types.FLOAT32)
+    y = b.tensor("y", [1, 4], types.FLOAT32)
+    init = schema.CallOnceOptionsT()
+    init.initSubgraphIndex = 1
+    b.op(ops.CALL_ONCE, [], [], init, schema.BuiltinOptions.CallOnceOptions)
+    b.op(ops.VAR_HANDLE, [], [h], var_handle_options(), schema.BuiltinOptions.VarHandleOptions)
+    b.op(ops.READ_VARIABLE, [h], [state])
+    b.op(ops.ADD, [state, x], [y], schema.AddOptionsT(), schema.BuiltinOptions.AddOptions)
+    b.op(ops.ASSIGN_VARIABLE, [h, y], [])
+
+    main = b.sg
+    b.sg = schema.SubGraphT()
+    b.sg.tensors, b.sg.operators, b.sg.inputs, b.sg.outputs = [], [], [], []
+    b.model.subgraphs.append(b.sg)
+    h0 = handle(b.sg)
+    value = b.tensor("initial", [1, 4], types.FLOAT32, np.asarray([initial], dtype=np.float32))
+    b.op(ops.VAR_HANDLE, [], [h0], var_handle_options(), schema.BuiltinOptions.VarHandleOptions)
+    b.op(ops.ASSIGN_VARIABLE, [h0, value], [])
+    b.sg = main
+    signature(b, {"x": x}, {"y": y})
+    return b.bytes([x], [y])
+
+
+def fully_convolutional_model(seed: int = 0) -> bytes:
+    """``x [-1, -1, -1, 3] -> CONV_2D 3x3 VALID, 2 filters -> y``: any image size, as fully convolutional models take.
+
+    Its placeholder shape ``[1, 1, 1, 3]`` cannot be prepared (a 3x3 window does not fit), as in real files.
+    """
+    schema = _schema()
+    types = schema.TensorType
+    b = Builder()
+    w = np.random.default_rng(seed).normal(size=(2, 3, 3, 3)).astype(np.float32)
+    x = b.tensor("x", [1, 1, 1, 3], types.FLOAT32, signature=[-1, -1, -1, 3])
+    wt = b.tensor("w", [2, 3, 3, 3], types.FLOAT32, w)
+    bias = b.tensor("bias", [2], types.FLOAT32, np.asarray([0.5, -0.5], dtype=np.float32))
+    y = b.tensor("y", [1, 1, 1, 2], types.FLOAT32, signature=[-1, -1, -1, 2])
+    options = schema.Conv2DOptionsT()
+    options.padding, options.strideW, options.strideH = schema.Padding.VALID, 1, 1
+    options.dilationWFactor = options.dilationHFactor = 1
+    b.op(schema.BuiltinOperator.CONV_2D, [x, wt, bias], [y], options, schema.BuiltinOptions.Conv2DOptions)
+    return b.bytes([x], [y])

@@ -1,10 +1,14 @@
 """Kinds of valid models real third-party files are made of: each loads and runs exactly as on bare LiteRT.
 
 The models are built here (tests/model_kinds.py, LiteRT's flatbuffer object API): sparse weights, opcodes as
-ai-edge-quantizer writes them. Corruptions of the same models stay refused.
+ai-edge-quantizer writes them, inputs of dynamic size, a stateful streaming model with an init subgraph.
+Corruptions of the same models stay refused.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +16,9 @@ import pytest
 import edgeq
 from edgeq._flatbuffer import parse
 from edgeq.errors import ModelError
-from model_kinds import fc_model, fc_weights, float_fc_with_signature
+from model_kinds import accumulator_model, fc_model, fc_weights, float_fc_with_signature, fully_convolutional_model
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "fashion_mnist" / "model_int8.tflite"
 
 
 def bare_litert(data: bytes, x: np.ndarray) -> np.ndarray:
@@ -108,3 +114,101 @@ def test_densify_into_another_shape_is_refused():
     model.subgraphs[0].tensors[2].shape = [8]
     with pytest.raises(ModelError, match=r"operator 0 \(DENSIFY\).*into \[8\] FLOAT16"):
         parse(bytes(flatbuffer_utils.convert_object_to_bytearray(model)), "m.tflite")
+
+
+# ------------------------------------------------------------------------ dynamic sizes, batches, state
+def bare_litert_resized(data: bytes, x: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=data)
+    index = it.get_input_details()[0]["index"]
+    it.resize_tensor_input(index, x.shape)
+    it.allocate_tensors()
+    it.set_tensor(index, x)
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])
+
+
+def test_dynamic_sizes_load_and_resize_per_input():
+    """The placeholder [1, 1, 1, 3] cannot be prepared: load without allocating, resize to each input's size."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = fully_convolutional_model()
+    with pytest.raises(RuntimeError):  # what Model() used to do at load time
+        Interpreter(model_content=data).allocate_tensors()
+    model = edgeq.load(data)
+    assert model.dynamic
+    rng = np.random.default_rng(3)
+    for shape in [(1, 8, 8, 3), (2, 10, 6, 3), (1, 8, 8, 3), (1, 3, 3, 3)]:
+        x = rng.random(shape, dtype=np.float32)
+        got = model.predict(x)["y"]
+        assert got.shape == (shape[0], shape[1] - 2, shape[2] - 2, 2)
+        assert np.array_equal(got, bare_litert_resized(data, x))
+
+
+def test_profile_of_a_dynamic_model_needs_an_input_shape(tmp_path, capsys):
+    from edgeq.cli import main
+
+    path = tmp_path / "fcn.tflite"
+    path.write_bytes(fully_convolutional_model())
+    assert main(["profile", str(path), "--runs", "3", "--no-memory", "--threads", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has inputs of dynamic size (x [-1, -1, -1, 3])" in err and "--input-shape" in err
+    assert len(err.splitlines()) == 1
+    assert main(["profile", str(path), "--input-shape", "1,12,12,3", "--runs", "3", "--no-memory", "--threads", "1",
+                 "--ops", "--json", "-"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["input"].startswith("random 1,12,12,3")
+    assert [o["op"] for o in report["results"][0]["ops"]["ops"]] == ["CONV_2D"]
+    assert main(["profile", str(path), "--input-shape", "1,12,12,4", "--runs", "3", "--no-memory"]) == 2
+    assert "does not fit" in capsys.readouterr().err
+
+
+def test_reset_restores_the_initial_state_like_a_fresh_load():
+    """The init subgraph (CALL_ONCE) sets the state; LiteRT's reset_all_variables() does not run it again."""
+    data = accumulator_model()
+    xs = np.random.default_rng(4).random((5, 1, 4), dtype=np.float32)
+    fresh = [edgeq.load(data).predict(x)["y"] for x in xs[:1]]
+    model = edgeq.load(data)
+    first = [model.predict(x)["y"] for x in xs]
+    np.testing.assert_allclose(first[-1], [[1, 2, 3, 4]] + xs.sum(axis=0), rtol=1e-6)
+    model.interpreter.reset_all_variables()
+    assert not np.array_equal(model.predict(xs[0])["y"], fresh[0])  # why reset() cannot rely on it
+    model.reset()
+    again = [model.predict(x)["y"] for x in xs]
+    for a, b in zip(first, again):
+        assert np.array_equal(a, b)
+    assert np.array_equal(again[0], fresh[0])
+
+
+def test_npy_samples_of_a_fixed_batch_model_run_as_a_stream(tmp_path, capsys):
+    """A stateful model fixing its batch at 1: N samples -> N results, one after another, in order."""
+    from edgeq.cli import main
+
+    path, npy = tmp_path / "acc.tflite", tmp_path / "x.npy"
+    path.write_bytes(accumulator_model())
+    xs = np.random.default_rng(5).random((3, 1, 4), dtype=np.float32).reshape(3, 4)
+    np.save(npy, xs[:, None, :].reshape(3, 4))  # [3, 4]: 3 samples of the input's rank
+    assert main(["run", str(path), str(npy), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["input"] for r in lines] == [f"{npy}[{i}]" for i in range(3)]
+    assert all(r["batch"] == 1 for r in lines)
+    expected = np.asarray([1, 2, 3, 4], np.float32) + np.cumsum(xs, axis=0)
+    np.testing.assert_allclose([r["outputs"]["y"][0] for r in lines], expected, rtol=1e-6)
+
+
+def test_npy_samples_of_a_batch_model_give_one_result_each_with_top_k_per_sample(tmp_path, capsys):
+    from edgeq.cli import main
+
+    sample = edgeq.load(SAMPLE)
+    npy = tmp_path / "x.npy"
+    xs = np.random.default_rng(6).random((4, 28, 28, 1), dtype=np.float32)
+    np.save(npy, xs)
+    assert main(["run", str(SAMPLE), str(npy), "--json", "--top", "3"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 4 and all(r["batch"] == 4 for r in lines)
+    for x, r in zip(xs, lines):
+        alone = sample.predict(x)["output_0"]
+        np.testing.assert_allclose(r["outputs"]["output_0"], alone, atol=1e-6)
+        assert [t["label"] for t in r["top"]] == [label for label, _ in edgeq.runtime.top(alone, 3, sample.labels)]
+        assert all(t["label"] in sample.labels for t in r["top"])
