@@ -184,7 +184,9 @@ def profile_ops(
             except (ValueError, RuntimeError, ModelError) as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 log.info("operator %d (%s) of %s is not timed alone: %s", i, cutter.op_name(i), name, reason)
-                untimed[i] = f"its one-op model does not run on {backend.name}: {reason}"
+                constant = not isinstance(exc, ModelError) and not one.inputs
+                untimed[i] = ("its inputs are all constants: the delegate computes it once at load, not per inference"
+                              if constant else f"its one-op model does not run on {backend.name}: {reason}")
             else:
                 ops.append((i, one, timed))
             advance(1)
