@@ -56,7 +56,6 @@ def _capture(backend: Backend, content: bytes, feed: Mapping[int, np.ndarray]) -
         kwargs["experimental_op_resolver_type"] = no_delegates
     try:
         interp = backend.Interpreter(model_content=content, num_threads=1, **kwargs)
-        interp.allocate_tensors()
         _set_inputs(interp, feed)
         interp.invoke()
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -72,15 +71,12 @@ def _capture(backend: Backend, content: bytes, feed: Mapping[int, np.ndarray]) -
 
 
 def _set_inputs(interp: Any, feed: Mapping[int, np.ndarray]) -> None:
-    """Set input tensors by index, resizing them first when a value's shape differs (e.g. a batch)."""
-    resized = False
+    """Resize inputs whose value has another shape (a batch, a dynamic size), allocate, then set them by index."""
     for d in interp.get_input_details():
         value = feed.get(d["index"])
         if value is not None and tuple(value.shape) != tuple(d["shape"]):
             interp.resize_tensor_input(d["index"], value.shape, strict=False)
-            resized = True
-    if resized:
-        interp.allocate_tensors()
+    interp.allocate_tensors()
     for index, value in feed.items():
         interp.set_tensor(index, value)
 

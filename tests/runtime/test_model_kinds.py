@@ -159,7 +159,8 @@ def test_profile_of_a_dynamic_model_needs_an_input_shape(tmp_path, capsys):
                  "--ops", "--json", "-"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["settings"]["input"].startswith("random 1,12,12,3")
-    assert [o["op"] for o in report["results"][0]["ops"]["ops"]] == ["CONV_2D"]
+    (conv,) = report["results"][0]["ops"]["ops"]
+    assert conv["op"] == "CONV_2D" and conv["not_timed"] is None and conv["ms"] >= 0  # cut at the real size
     assert main(["profile", str(path), "--input-shape", "1,12,12,4", "--runs", "3", "--no-memory"]) == 2
     assert "does not fit" in capsys.readouterr().err
 
@@ -212,3 +213,22 @@ def test_npy_samples_of_a_batch_model_give_one_result_each_with_top_k_per_sample
         np.testing.assert_allclose(r["outputs"]["output_0"], alone, atol=1e-6)
         assert [t["label"] for t in r["top"]] == [label for label, _ in edgeq.runtime.top(alone, 3, sample.labels)]
         assert all(t["label"] in sample.labels for t in r["top"])
+
+
+def test_per_op_profile_degrades_per_op_and_lists_every_subgraph():
+    """Ops that cannot be timed alone say why; the control-flow subgraph's ops are listed; whole-model figures stay."""
+    sparse = edgeq.profile(fc_model(sparse=True), threads=1, runs=3, warmup=0, ops=True, ops_rounds=2, memory=False)
+    ops = sparse.results[0].ops
+    by_op = {o.op: o for o in ops.ops}
+    assert [o.op for o in ops.ops] == ["DENSIFY", "DEQUANTIZE", "FULLY_CONNECTED"]
+    assert by_op["FULLY_CONNECTED"].not_timed is None and by_op["DEQUANTIZE"].not_timed is None
+    densify = by_op["DENSIFY"]  # constant input only: XNNPACK expands it at load, its one-op model does not run
+    assert densify.ms == densify.min_ms == 0 and "inputs are all constants" in densify.not_timed
+    assert ops.whole_ms > 0 and sparse.results[0].latency.p50_ms > 0
+
+    stateful = edgeq.profile(accumulator_model(), threads=1, runs=3, warmup=0, ops=True, ops_rounds=2, memory=False)
+    listed = [(o.subgraph, o.op) for o in stateful.results[0].ops.ops]
+    assert listed == [(0, "CALL_ONCE"), (0, "VAR_HANDLE"), (0, "READ_VARIABLE"), (0, "ADD"), (0, "ASSIGN_VARIABLE"),
+                      (1, "VAR_HANDLE"), (1, "ASSIGN_VARIABLE")]
+    inner = [o for o in stateful.results[0].ops.ops if o.subgraph == 1]
+    assert all(o.not_timed == "runs inside subgraph 1, timed as part of #0 CALL_ONCE" for o in inner)
