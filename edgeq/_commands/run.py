@@ -60,6 +60,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
     with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
         model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
+    if args.random and model.dynamic:
+        sizes = ", ".join(f"{s.name} {list(s.shape_signature)}" for s in model.inputs)
+        raise UsageError(f"{model.name} has inputs of dynamic size ({sizes}); --random cannot choose one: give an "
+                         "input file (e.g. a .npy array of the size to run)")
     items = [("random", random_input(model.inputs))] if args.random else expand_inputs(args.inputs, args.every)
     classifier = len(model.outputs) == 1 and len(model.outputs[0].shape) == 2 and model.outputs[0].shape[1] > 1
     latencies = []

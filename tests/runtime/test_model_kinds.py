@@ -163,6 +163,8 @@ def test_profile_of_a_dynamic_model_needs_an_input_shape(tmp_path, capsys):
     assert conv["op"] == "CONV_2D" and conv["not_timed"] is None and conv["ms"] >= 0  # cut at the real size
     assert main(["profile", str(path), "--input-shape", "1,12,12,4", "--runs", "3", "--no-memory"]) == 2
     assert "does not fit" in capsys.readouterr().err
+    assert main(["run", str(path), "--random"]) == 2
+    assert "has inputs of dynamic size" in capsys.readouterr().err
 
 
 def test_reset_restores_the_initial_state_like_a_fresh_load():
