@@ -89,7 +89,9 @@ class Model:
 
     Inputs:
         ``predict`` takes a numpy array (float, or already in the input's dtype), a PIL image, an
-        image path, or a list of these (a batch); several inputs as a list or a dict by name.
+        image path, or a list of these (a batch); several inputs as a list or a dict by name. Inputs of dynamic
+        size (``-1`` beyond the batch in the shape signature) take the size of each array fed; ``predict_each``
+        gives one result per sample of an array of samples.
 
     Outputs:
         A dict from output name to a float32 array (dequantized; ``raw=True`` keeps integers).
