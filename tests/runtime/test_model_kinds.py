@@ -234,3 +234,33 @@ def test_per_op_profile_degrades_per_op_and_lists_every_subgraph():
                       (1, "VAR_HANDLE"), (1, "ASSIGN_VARIABLE")]
     inner = [o for o in stateful.results[0].ops.ops if o.subgraph == 1]
     assert all(o.not_timed == "runs inside subgraph 1, timed as part of #0 CALL_ONCE" for o in inner)
+
+
+@pytest.mark.tf
+def test_block_sparse_weights_written_by_the_converter(tmp_path):
+    """TFLite's converter (EXPERIMENTAL_SPARSITY) stores pruned float Dense weights in 1x4 blocks, read by the kernel."""
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32), keras.layers.Dense(16)])
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        w, b = layer.get_weights()  # [in, out]: blocks of 4 along "in" (dimension 1 of TFLite's [out, in])
+        layer.set_weights([w * (rng.random((w.shape[0] // 4, w.shape[1])) < 0.2).repeat(4, axis=0), b])
+    model.export(str(tmp_path / "sm"), verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm"))
+    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    data = converter.convert()
+    sparse = [t for sg in parse(data).subgraphs for t in sg.tensors if t.sparsity is not None]
+    assert sparse and all(t.sparsity.block_map == (1,) and t.sparsity.dims[2].dense_size == 4 for t in sparse)
+    x = rng.random((1, 64), dtype=np.float32)
+    assert np.array_equal(next(iter(edgeq.load(data, threads=1).predict(x).values())), bare_litert(data, x))
+
+    tree = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    tensor = next(t for t in tree.subgraphs[0].tensors if t.sparsity is not None)
+    indices = tensor.sparsity.dimMetadata[1].arrayIndices
+    indices.values = list(indices.values)[:-1] + [64 // 4]  # one block past the blocked dimension (16 blocks)
+    with pytest.raises(ModelError, match=r"sparse indices outside 0\.\.15"):
+        parse(bytes(flatbuffer_utils.convert_object_to_bytearray(tree)), "m.tflite")
