@@ -210,6 +210,29 @@ def _check(buf: memoryview, pos: int, size: int, what: str) -> None:
 
 
 @dataclass(frozen=True)
+class DimensionInfo:
+    """How one dimension of a sparse tensor is stored: dense (``dense_size`` entries) or CSR.
+
+    A CSR dimension has ``segments`` (where each parent position's run of ``indices`` starts, plus the end) and
+    ``indices`` (the coordinates kept along this dimension).
+    """
+
+    sparse: bool
+    dense_size: int
+    segments: Sequence[int] = ()
+    indices: Sequence[int] = ()
+
+
+@dataclass(frozen=True)
+class SparsityInfo:
+    """A sparse tensor's storage: dimensions in ``traversal_order``, with ``block_map`` naming blocked dimensions."""
+
+    traversal_order: tuple[int, ...]
+    block_map: tuple[int, ...]
+    dims: tuple[DimensionInfo, ...]
+
+
+@dataclass(frozen=True)
 class TensorInfo:
     """One tensor as stored in the file.
 
@@ -226,6 +249,7 @@ class TensorInfo:
     zero_points: Sequence[int] = ()
     quantized_dimension: int = 0
     is_variable: bool = False
+    sparsity: SparsityInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -296,9 +320,11 @@ def _opcode(i: int, t: _Table) -> _Opcode:
     version = int(t.scalar(2, "i", 1))
     if version < 1:
         raise InvalidModel(f"opcode {i} has version {version}; versions start at 1")
-    # deprecated_builtin_code is 127 for codes above 126, else equal to builtin_code (0 in old files)
-    placeholder_mismatch = (deprecated == 127) != (builtin >= 127)
-    if deprecated < 0 or builtin < 0 or placeholder_mismatch or (builtin and deprecated not in (127, builtin)):
+    # old files have only deprecated_builtin_code (builtin_code 0); newer ones write the code in builtin_code and
+    # in deprecated_builtin_code either the same code, 127 for codes above 126, or 0 (ai-edge-quantizer); the
+    # interpreter takes the larger of the two
+    consistent = 0 <= deprecated < 127 if builtin == 0 else builtin > 0 and deprecated in (0, min(builtin, 127))
+    if not consistent:
         raise InvalidModel(f"opcode {i} has inconsistent builtin codes ({builtin}, deprecated {deprecated})")
     custom = t.string(1, "custom_code")
     code = max(deprecated, builtin)
@@ -309,6 +335,31 @@ def _quant(t: _Table | None) -> tuple[Sequence[float], Sequence[int], int]:
     if t is None:
         return (), (), 0
     return t.numbers(2, "f", "quantization scale"), t.numbers(3, "q", "quantization zero_point"), int(t.scalar(6, "i"))
+
+
+#: SparseIndexVector union types -> the element format of their ``values`` vector
+_INDEX_VECTORS = {1: "i", 2: "H", 3: "B"}
+
+
+def _index_vector(t: _Table, slot: int, what: str) -> Sequence[int]:
+    """A SparseIndexVector union field (its type tag is in the slot before it); empty when absent."""
+    table = t.table(slot, what)
+    if table is None:
+        return ()
+    kind = int(t.scalar(slot - 1, "B"))
+    fmt = _INDEX_VECTORS.get(kind)
+    if fmt is None:
+        raise InvalidModel(f"sparse {what} has an unknown vector type {kind}")
+    return table.numbers(0, fmt, what)
+
+
+def _sparsity(t: _Table) -> SparsityInfo:
+    dims = tuple(
+        DimensionInfo(bool(d.scalar(0, "b")), int(d.scalar(1, "i")), _index_vector(d, 3, "array_segments"),
+                      _index_vector(d, 5, "array_indices"))
+        for d in t.tables(2, "sparsity dim_metadata", lambda x: x)
+    )
+    return SparsityInfo(t.scalars(0, "i", "sparsity traversal_order"), t.scalars(1, "i", "sparsity block_map"), dims)
 
 
 def _buffer(t: _Table, file_size: int) -> int:
@@ -380,7 +431,7 @@ def _parse(buf: memoryview) -> TFLiteFile:
         return TensorInfo(
             i, t.string(3, "tensor name"), shape, t.scalars(7, "i", "tensor shape_signature") or shape,
             TENSOR_TYPES.get(dtype_code) or f"TYPE_{dtype_code}", t.scalar(2, "I"), scales, zps, qdim,
-            bool(t.scalar(5, "B")),
+            bool(t.scalar(5, "B")), _sparsity(t.table(6, "sparsity")) if t.fields[6] else None,
         )
 
     def operator(s: int, i: int, t: _Table) -> OperatorInfo:

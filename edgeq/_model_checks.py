@@ -159,10 +159,64 @@ def _check_tensor(t: TensorInfo, size: int, s: int, per_channel: list[TensorInfo
     if nbytes > MAX_TENSOR_BYTES:
         raise InvalidModel(f"{what()} of shape {list(shape)} {t.dtype} would take {nbytes} bytes "
                            f"(limit {MAX_TENSOR_BYTES})")
-    if size and bits and nbytes != size:  # converters write exactly shape x type; anything else is corrupt
+    if t.sparsity is not None:
+        if not size or not bits:
+            raise InvalidModel(f"{what()} is sparse but has no constant {t.dtype} data; only weights can be sparse")
+        stored = _sparse_values(t, what)
+        nbytes = (stored * bits + 7) // 8
+        if nbytes != size:
+            raise InvalidModel(f"{what()} is sparse with {stored} stored {t.dtype} values ({nbytes} bytes) but its "
+                               f"buffer has {size}")
+    elif size and bits and nbytes != size:  # converters write exactly shape x type; anything else is corrupt
         raise InvalidModel(f"{what()} of shape {list(shape)} {t.dtype} needs {nbytes} bytes but its buffer has {size}")
     if t.scales:
         _check_quantization(t, what, per_channel)
+
+
+def _sparse_values(t: TensorInfo, what: Callable[[], str]) -> int:
+    """Check a sparse tensor's storage as LiteRT's densifier walks it; return how many values it stores.
+
+    Dimensions are visited in ``traversal_order`` (the tensor's dimensions, then one per ``block_map`` entry, whose
+    ``dense_size`` is the block size). A dense dimension multiplies the positions so far by its size; a CSR
+    dimension has one segment per position so far (ascending, from 0 to the number of indices) and indices below
+    its size. The kernels trust all of this.
+    """
+    sp, shape = t.sparsity, t.shape
+    rank, blocks = len(shape), len(sp.block_map)
+    if sorted(sp.traversal_order) != list(range(rank + blocks)) or len(sp.dims) != rank + blocks:
+        raise InvalidModel(f"{what()} has sparsity traversal order {list(sp.traversal_order)} and "
+                           f"{len(sp.dims)} dimension entries for a shape of rank {rank} with {blocks} blocks")
+    if len(set(sp.block_map)) != blocks or any(not 0 <= d < rank for d in sp.block_map):
+        raise InvalidModel(f"{what()} has sparsity block map {list(sp.block_map)} for a shape of rank {rank}")
+    sizes = list(shape)
+    for j, d in enumerate(sp.block_map):  # the densifier reads block sizes from the last dimension entries
+        block = sp.dims[rank + j]
+        if block.sparse or block.dense_size < 1 or shape[d] % block.dense_size:
+            raise InvalidModel(f"{what()} has a block of {block.dense_size} along dimension {d} of size {shape[d]}")
+        sizes[d] //= block.dense_size
+        sizes.append(block.dense_size)
+    positions = 1
+    for k, dim in enumerate(sp.dims):
+        size = sizes[sp.traversal_order[k]]
+        if not dim.sparse:
+            if dim.dense_size != size:
+                raise InvalidModel(f"{what()} has a dense sparsity dimension of {dim.dense_size}, expected {size}")
+            positions *= size
+            continue
+        segments, indices = _values(dim.segments), _values(dim.indices)
+        if (len(segments) != positions + 1 or segments[0] != 0 or segments[-1] != len(indices)
+                or (np.diff(segments) < 0).any()):
+            raise InvalidModel(f"{what()} has {len(segments)} sparse segments for {positions} positions and "
+                               f"{len(indices)} indices; expected {positions + 1}, ascending from 0 to {len(indices)}")
+        if len(indices) and not _in_range(indices, 0, size - 1):
+            raise InvalidModel(f"{what()} has sparse indices outside 0..{size - 1}")
+        positions = len(indices)
+    return positions
+
+
+def _values(values: Sequence[int]) -> np.ndarray:
+    """Sparse index values as an int64 array (a lazy vector's view, or a short tuple)."""
+    return values.array().astype(np.int64) if hasattr(values, "array") else np.asarray(values, dtype=np.int64)
 
 
 def _array(values: Sequence, dtype: str) -> np.ndarray:
@@ -295,6 +349,14 @@ def _check_data_flow(sg: SubgraphInfo, s: int, buffer_sizes: tuple[int, ...]) ->
             if source.shape != target.shape:
                 raise InvalidModel(f"operator {op.index} (DEQUANTIZE) of subgraph {s} turns constant tensor "
                                    f"{source.index} of shape {list(source.shape)} into shape {list(target.shape)}")
+        if op.op == "DENSIFY" and op.outputs:
+            # DENSIFY expands constant sparse weights; XNNPACK does it at load time into the output's declared shape
+            source, target = sg.tensors[op.inputs[0]], sg.tensors[op.outputs[0]]
+            if source.sparsity is None or (source.shape, source.dtype) != (target.shape, target.dtype):
+                raise InvalidModel(f"operator {op.index} (DENSIFY) of subgraph {s} turns tensor {source.index} "
+                                   f"({'sparse' if source.sparsity else 'not sparse'}, {list(source.shape)} "
+                                   f"{source.dtype}) into {list(target.shape)} {target.dtype}; it expands a sparse "
+                                   "tensor into the same shape and type")
         for i in op.outputs:
             if i in written or i in constant or i in sg.inputs:
                 state = "written twice" if i in written else "read-only"

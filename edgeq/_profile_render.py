@@ -122,6 +122,12 @@ def ops_tables(ops: OpProfile, threads: int, top: int = 10) -> Group:
         ("not delegated: ", "bold"), nd_text,
         f"; the whole model has {ops.delegate_partitions} delegate partition(s)" if ops.delegate_partitions is not None else "",
     )
+    untimed = ops.not_timed()
+    if untimed:
+        summary.append(f"\nnot timed alone ({len(untimed)} op(s), counted in the whole model only): ")
+        summary.append("; ".join(f"{o.op} #{o.index}" + (f" of subgraph {o.subgraph}" if o.subgraph else "")
+                                 + f" ({o.not_timed})" for o in untimed[:5])
+                       + (f"; … {len(untimed) - 5} more" if len(untimed) > 5 else ""))
     return Group(top_table, type_table, summary)
 
 

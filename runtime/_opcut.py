@@ -89,15 +89,45 @@ class OpCutter:
         names = {v: k for k, v in vars(self._schema.BuiltinOperator).items() if not k.startswith("_")}
         return names.get(builtin, f"BUILTIN_{builtin}")
 
+    def opcode_name(self, opcode_index: int) -> str:
+        """The op name of an opcode index (``CONV_2D``, or the custom code)."""
+        return self._opnames[opcode_index]
+
+    def callers(self, subgraph: int) -> list[int]:
+        """Operators of subgraph 0 that run ``subgraph`` (directly or through the subgraphs they call)."""
+        calls = [self._called(g) for g in self.model.subgraphs]
+
+        def reaches(start: int) -> bool:
+            todo, seen = [start], set()
+            while todo:
+                s = todo.pop()
+                if s == subgraph:
+                    return True
+                if s not in seen and 0 <= s < len(calls):
+                    seen.add(s)
+                    todo.extend(calls[s])
+            return False
+
+        return [i for i, op in enumerate(self.graph.operators or []) if any(map(reaches, self._op_calls(op)))]
+
+    def _called(self, graph: Any) -> set[int]:
+        return {t for op in graph.operators or [] for t in self._op_calls(op)}
+
+    @staticmethod
+    def _op_calls(op: Any) -> list[int]:
+        options = op.builtinOptions
+        return [int(v) for k, v in vars(options).items() if k.endswith("SubgraphIndex") and isinstance(v, int)] \
+            if options is not None else []
+
     def __len__(self) -> int:
         return len(self.graph.operators or [])
 
     def op_name(self, index: int) -> str:
         return self._opnames[self.graph.operators[index].opcodeIndex]
 
-    def is_constant(self, tensor: int) -> bool:
-        """Whether a tensor of subgraph 0 holds constant data in the file."""
-        t = self.graph.tensors[tensor]
+    def is_constant(self, tensor: int, graph: Any = None) -> bool:
+        """Whether a tensor of subgraph 0 (or of ``graph``) holds constant data in the file."""
+        t = (graph or self.graph).tensors[tensor]
         buf = self.model.buffers[t.buffer] if t.buffer < len(self.model.buffers) else None
         return bool(t.buffer) and buf is not None and (buf.data is not None and len(buf.data) > 0 or bool(buf.size))
 

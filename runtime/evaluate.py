@@ -31,6 +31,7 @@ import numpy as np
 from edgeq._progress import track
 from edgeq.errors import DataError, ModelError
 from edgeq.metadata import Preprocess
+from edgeq.runtime.output_stats import OutputStats, per_output, sqnr_db
 from edgeq.runtime.preprocess import IMAGE_EXTENSIONS, default_preprocess, image_to_array
 
 #: how many most-confused (true, predicted) pairs the summary lists
@@ -264,6 +265,8 @@ class ReferenceComparison:
         drop_points: reference top-1 minus model top-1, in percentage points (positive = the model is worse).
         agreement: share of samples where both models predict the same top-1 class.
         sqnr_db: signal-to-noise ratio of the model's scores against the reference's (``inf`` = identical).
+        outputs: the same comparison per output (:class:`~edgeq.runtime.output_stats.OutputStats`: SQNR, mean and
+            max absolute error, top-1 agreement), in the model's output order.
     """
 
     name: str
@@ -272,10 +275,12 @@ class ReferenceComparison:
     drop_points: float
     agreement: float
     sqnr_db: float
+    outputs: tuple[OutputStats, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "top1": self.top1, "top5": self.top5, "drop_points": self.drop_points,
-                "agreement": self.agreement, "sqnr_db": self.sqnr_db if math.isfinite(self.sqnr_db) else None}
+                "agreement": self.agreement, "sqnr_db": self.sqnr_db if math.isfinite(self.sqnr_db) else None,
+                "outputs": [o.to_dict() for o in self.outputs]}
 
 
 @dataclass
@@ -461,7 +466,9 @@ def evaluate(
     names = tuple(model.labels) if len(model.labels) == classes else tuple(str(i) for i in range(classes))
     k = min(5, classes)
     scores, ref_scores = _Scores(classes, k), _Scores(classes, k)
-    agree, signal, noise = 0, 0.0, 0.0
+    agree = 0
+    output_name = model.outputs[0].name
+    compared: tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]] = ([], [])  # (reference, model)
     notes = []
     if labelled.mapping == "order" or (labelled.mapping == "index" and model.labels):
         how = "their index prefix" if labelled.mapping == "index" else "sorted name order"
@@ -480,14 +487,14 @@ def evaluate(
                 if ref_predict is not None:
                     ref = np.asarray(refs[n], dtype=np.float64)
                     agree += int(ref_scores.add(ref, int(label)) == predicted)
-                    signal += float(np.sum(ref**2))
-                    noise += float(np.sum((ref - out) ** 2))
+                    compared[0].append({output_name: ref[None]})
+                    compared[1].append({output_name: out[None]})
     comparison = None
     if reference is not None:
-        sqnr = float("inf") if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else float("-inf"))
+        everything = [np.concatenate([c[output_name].reshape(-1) for c in side]) for side in compared]
         comparison = ReferenceComparison(
             Path(reference).name, ref_scores.top1, ref_scores.topk, (ref_scores.top1 - scores.top1) * 100,
-            agree / scores.samples, sqnr,
+            agree / scores.samples, sqnr_db(*everything), tuple(per_output(*compared)),
         )
     present = sorted({int(i) for i in labelled.labels})
     per_class = [ClassAccuracy(names[i], int(scores.confusion[i].sum()), int(scores.confusion[i, i])) for i in present]

@@ -89,7 +89,9 @@ class Model:
 
     Inputs:
         ``predict`` takes a numpy array (float, or already in the input's dtype), a PIL image, an
-        image path, or a list of these (a batch); several inputs as a list or a dict by name.
+        image path, or a list of these (a batch); several inputs as a list or a dict by name. Inputs of dynamic
+        size (``-1`` beyond the batch in the shape signature) take the size of each array fed; ``predict_each``
+        gives one result per sample of an array of samples.
 
     Outputs:
         A dict from output name to a float32 array (dequantized; ``raw=True`` keeps integers).
@@ -123,14 +125,9 @@ class Model:
         self._data = data  # the interpreter reads from this buffer; keep it alive
         self.size_bytes = len(data)
         delegates = [self._load_delegate(delegate, delegate_options)] if delegate else None
-        try:
-            self.interpreter = self.backend.Interpreter(
-                model_content=data, num_threads=self.threads, experimental_delegates=delegates
-            )
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{self.name} cannot be loaded by {self.backend.name}: {_interpreter_reason(exc, self.file)}") from exc
-        self._bind_signature(signature)
+        self._delegates = delegates
+        self._signature_request = signature
+        self._start_interpreter()
         self.preprocess = (self.metadata.preprocess if self.metadata and self.metadata.preprocess else preprocess)
         self.labels: tuple[str, ...] = tuple(self.metadata.labels if self.metadata and self.metadata.labels else labels or ())
         self._tables: dict[int, np.ndarray] = {}
@@ -138,6 +135,34 @@ class Model:
         self.last_invoke_seconds = 0.0
 
     # ----------------------------------------------------------------------------------- setup
+    def _start_interpreter(self) -> None:
+        """A fresh interpreter on the model's bytes; allocated now unless an input has a dynamic non-batch size.
+
+        Such inputs (``[-1, -1]`` audio, ``[-1, -1, -1, 3]`` images) hold a placeholder shape that kernels and
+        XNNPACK may refuse; the first :meth:`predict` resizes them to the real input and allocates then.
+        """
+        try:
+            self.interpreter = self.backend.Interpreter(
+                model_content=self._data, num_threads=self.threads, experimental_delegates=self._delegates
+            )
+            if not self._dynamic_in_file():  # before any signature runner: it pins the interpreter's tensors
+                self.interpreter.allocate_tensors()
+            self._bind_signature(self._signature_request)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.name} cannot be loaded by {self.backend.name}: {_interpreter_reason(exc, self.file)}") from exc
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether an input has a dynamic size beyond the batch (``-1`` in its shape signature after dimension 0)."""
+        return any(-1 in s.shape_signature[1:] for s in self.inputs)
+
+    def _dynamic_in_file(self) -> bool:
+        """:attr:`dynamic`, read from the file before the interpreter is bound to a signature."""
+        sigs = self.file.signatures
+        sig = next((s for s in sigs if s.key == self._signature_request), sigs[0] if sigs else None)
+        graph = self.file.subgraphs[sig.subgraph if sig else 0]
+        return any(-1 in graph.tensors[i].shape_signature[1:] for i in graph.inputs)
+
     def _load_delegate(self, library: str, options: Mapping[str, Any] | None) -> Any:
         try:
             return self.backend.load_delegate(library, dict(options or {}))
@@ -167,7 +192,8 @@ class Model:
             order = {idx: i for i, idx in enumerate(sig.outputs.values())}
             outs = sorted(outs, key=lambda d: order.get(d["index"], len(order)))
         self.outputs = tuple(_spec(out_names.get(d["index"], d["name"]), d) for d in outs)
-        self._shapes = [s.shape for s in self.inputs]
+        # the shapes the interpreter is allocated for (None: not yet, the first predict() sets them)
+        self._shapes: list[tuple[int, ...] | None] = [None if self.dynamic else s.shape for s in self.inputs]
 
     # ------------------------------------------------------------------------------- inference
     def __call__(self, x: Any, raw: bool = False) -> dict[str, np.ndarray]:
@@ -190,7 +216,7 @@ class Model:
                 outputs = [result[s.name] for s in self.outputs]
             else:
                 shapes = self._shapes
-                if any(a.shape != shape for a, shape in zip(arrays, shapes)):
+                if any(a.shape != shape for a, shape in zip(arrays, shapes)):  # a new batch or dynamic size
                     # resize every input before allocating: inputs that share a batch dimension must agree
                     resized = [(i, a.shape) for i, a in enumerate(arrays) if a.shape != shapes[i]]
                     for i, shape in resized:
@@ -214,6 +240,27 @@ class Model:
         if raw:
             return {s.name: o for s, o in zip(self.outputs, outputs)}
         return {name: dequantize(o, *q) if q else o for (name, q), o in zip(self._output_quantization(), outputs)}
+
+    def predict_each(self, x: np.ndarray, raw: bool = False) -> list[tuple[dict[str, np.ndarray], int, float]]:
+        """Results for each sample of an array of samples (a single-input model), in order.
+
+        An array with the input's rank holds ``N`` samples along axis 0 (one rank less: a single sample). When the
+        input's shape signature fixes the batch at 1, the samples run one after another (a stream: a stateful
+        model carries its state from one to the next); otherwise they run as one batch, split per sample.
+
+        Returns:
+            ``(outputs, batch, seconds)`` per sample: its outputs (batch dimension 1 kept, as :meth:`predict`
+            gives for one sample), how many samples the inference that made them ran, and that inference's time.
+        """
+        spec = self.inputs[0]
+        array = np.asarray(x)
+        n = array.shape[0] if len(self.inputs) == 1 and array.ndim == len(spec.shape) and array.ndim else 1
+        if n == 1 or spec.shape_signature[0] == 1:
+            samples = [array] if n == 1 else [array[i : i + 1] for i in range(n)]
+            return [(self.predict(sample, raw=raw), 1, self.last_invoke_seconds) for sample in samples]
+        outputs = self.predict(array, raw=raw)
+        return [({k: v[i : i + 1] if v.ndim and v.shape[0] == n else v for k, v in outputs.items()}, n,
+                 self.last_invoke_seconds) for i in range(n)]
 
     def _output_quantization(self) -> list[tuple[str, tuple[float, int] | None]]:
         """Per output: its name and ``(scale, zero_point)``, or ``None`` for float outputs (computed once)."""
@@ -318,8 +365,12 @@ class Model:
         return top(scores, k, self.labels)
 
     def reset(self) -> None:
-        """Reset the variables of a stateful model."""
-        self.interpreter.reset_all_variables()
+        """Restore the model's initial state, as if it were loaded again.
+
+        A fresh interpreter on the same bytes: variables get their initial values again, including those an init
+        subgraph (``CALL_ONCE``) sets, which LiteRT's ``reset_all_variables()`` leaves as they are.
+        """
+        self._start_interpreter()
 
     def describe(self) -> dict[str, Any]:
         """The model's inputs, outputs, backend, threads and metadata, JSON-ready."""

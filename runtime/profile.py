@@ -113,11 +113,21 @@ def _infer_mode(model: Any) -> tuple[str, str]:
     return act.lower(), "inferred"
 
 
-def _prepare_input(model: Any, value: Any, seed: int) -> tuple[list[np.ndarray], str]:
+def _prepare_input(model: Any, value: Any, seed: int,
+                   input_shape: Sequence[Sequence[int]] | None = None) -> tuple[list[np.ndarray], str]:
     from edgeq.runtime.sources import random_input
 
     if value is None:
-        return random_input(model.inputs, seed), f"random (seed {seed})"
+        if input_shape is None:
+            if model.dynamic:
+                dynamic = ", ".join(f"{s.name} {list(s.shape_signature)}" for s in model.inputs)
+                raise UsageError(f"{model.name} has inputs of dynamic size ({dynamic}); give the size to profile "
+                                 "with --input-shape (e.g. --input-shape 1,16000, once per input) or feed a file "
+                                 "with --input")
+            return random_input(model.inputs, seed), f"random (seed {seed})"
+        _check_shapes(model, input_shape)
+        shapes = "; ".join(",".join(map(str, shape)) for shape in input_shape)
+        return random_input(model.inputs, seed, input_shape), f"random {shapes} (seed {seed})"
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         if not path.is_file():
@@ -129,6 +139,18 @@ def _prepare_input(model: Any, value: Any, seed: int) -> tuple[list[np.ndarray],
                 raise DataError(f"cannot read {path}: {exc}") from None
         return model.prepare(value), path.name
     return model.prepare(value), f"{type(value).__name__}"
+
+
+def _check_shapes(model: Any, shapes: Sequence[Sequence[int]]) -> None:
+    """``--input-shape`` values: one per input, each matching the input's shape signature."""
+    if len(shapes) != len(model.inputs):
+        raise UsageError(f"{model.name} has {len(model.inputs)} inputs; give --input-shape once per input "
+                         f"(got {len(shapes)})")
+    for spec, shape in zip(model.inputs, shapes):
+        sig = spec.shape_signature
+        if len(shape) != len(sig) or any(d < 1 or want not in (-1, d) for want, d in zip(sig, shape)):
+            raise UsageError(f"input {spec.name!r} has the shape signature {list(sig)} (-1: any size); "
+                             f"--input-shape {','.join(map(str, shape))} does not fit it")
 
 
 class _Runner:
@@ -225,6 +247,7 @@ def profile(
     memory: bool = True,
     backend: str | None = None,
     seed: int = 0,
+    input_shape: Sequence[Sequence[int]] | None = None,
 ) -> ProfileReport:
     """Measure a ``.tflite`` model on this device, for one or more thread counts.
 
@@ -242,6 +265,7 @@ def profile(
         memory: measure RSS in a child process (adds about a second per thread count).
         backend: ``litert``, ``tflite-runtime`` or ``tensorflow``; default: the first installed.
         seed: seed of the random input.
+        input_shape: the shape of each random input (needed for inputs of dynamic size, ``-1`` beyond the batch).
 
     Returns:
         The :class:`~edgeq.runtime.report.ProfileReport` (write it with ``report.to_json()``).
@@ -296,7 +320,7 @@ def profile(
                     outputs=tuple(s.to_dict() for s in loaded.outputs), op_counts=loaded.file.op_counts(),
                     metadata=loaded.metadata.to_dict() if loaded.metadata else None,
                 )
-            arrays, input_desc = _prepare_input(loaded, input, seed)
+            arrays, input_desc = _prepare_input(loaded, input, seed, input_shape)
             runner = _Runner(loaded, arrays)
             first_ms = runner.first()
             with step(f"{t} thread(s): warm-up", warmup) as advance:

@@ -56,7 +56,6 @@ def _capture(backend: Backend, content: bytes, feed: Mapping[int, np.ndarray]) -
         kwargs["experimental_op_resolver_type"] = no_delegates
     try:
         interp = backend.Interpreter(model_content=content, num_threads=1, **kwargs)
-        interp.allocate_tensors()
         _set_inputs(interp, feed)
         interp.invoke()
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -72,15 +71,12 @@ def _capture(backend: Backend, content: bytes, feed: Mapping[int, np.ndarray]) -
 
 
 def _set_inputs(interp: Any, feed: Mapping[int, np.ndarray]) -> None:
-    """Set input tensors by index, resizing them first when a value's shape differs (e.g. a batch)."""
-    resized = False
+    """Resize inputs whose value has another shape (a batch, a dynamic size), allocate, then set them by index."""
     for d in interp.get_input_details():
         value = feed.get(d["index"])
         if value is not None and tuple(value.shape) != tuple(d["shape"]):
             interp.resize_tensor_input(d["index"], value.shape, strict=False)
-            resized = True
-    if resized:
-        interp.allocate_tensors()
+    interp.allocate_tensors()
     for index, value in feed.items():
         interp.set_tensor(index, value)
 
@@ -97,14 +93,18 @@ def _random_like(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generat
 class _Timed:
     """A loaded interpreter with its inputs set, timed one invoke at a time."""
 
-    def __init__(self, backend: Backend, content: bytes, threads: int, feed: list[np.ndarray] | None,
+    def __init__(self, backend: Backend, content: bytes, threads: int, feed: list[np.ndarray | None] | None,
                  rng: np.random.Generator) -> None:
         self.content = content  # the interpreter reads from this buffer; keep it alive
         self.interpreter = backend.Interpreter(model_content=content, num_threads=threads)
+        details = self.interpreter.get_input_details()
+        values = [feed[k] if feed is not None and k < len(feed) else None for k in range(len(details))]
+        for d, value in zip(details, values):  # before allocating: a dynamic size's placeholder may not prepare
+            if value is not None and tuple(value.shape) != tuple(d["shape"]) and value.dtype == d["dtype"]:
+                self.interpreter.resize_tensor_input(d["index"], value.shape, strict=False)
         self.interpreter.allocate_tensors()
         details = self.interpreter.get_input_details()
-        for k, d in enumerate(details):
-            value = feed[k] if feed is not None and k < len(feed) else None
+        for d, value in zip(details, values):
             if value is None or tuple(value.shape) != tuple(d["shape"]) or value.dtype != d["dtype"]:
                 value = _random_like(tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"]), rng)
             self.interpreter.set_tensor(d["index"], value)
@@ -137,6 +137,10 @@ def profile_ops(
 ) -> OpProfile:
     """Time every operator of subgraph 0 as a one-op model (see the module docstring).
 
+    An operator whose one-op model does not load or run (a custom op, an op needing its graph's state) is
+    listed with ``not_timed`` set to the reason, and so is every operator of the other subgraphs (control-flow
+    bodies, timed as part of the op that calls them); the whole model's figures stay.
+
     Args:
         content: the model's flatbuffer.
         backend: the backend that runs the whole model.
@@ -153,8 +157,7 @@ def profile_ops(
 
     Raises:
         DependencyMissing: LiteRT's flatbuffer tools are not installed (e.g. tflite-runtime only).
-        ModelError: the model cannot be cut into one-op models.
-        InferenceError: a one-op model fails to load or run on this backend.
+        InferenceError: the whole model fails to load or run on this backend.
     """
     import time
 
@@ -167,20 +170,26 @@ def profile_ops(
         values, captured = _capture(backend, content, feed)
     shapes = {i: v.shape for i, v in values.items()}
     ops: list[tuple[int, Any, _Timed]] = []
+    untimed: dict[int, str] = {}
     with step(f"{label}: cutting one-op models", len(cutter)) as advance:
         for i in range(len(cutter)):
-            one = cutter.cut(i, shapes)
             try:
+                one = cutter.cut(i, shapes)
                 timed = _Timed(backend, one.content, threads, [values.get(t) for t in one.inputs], rng)
-            except (ValueError, RuntimeError) as exc:
-                raise InferenceError(
-                    f"operator {i} ({one.op}) of {name} cannot run as a one-op model on {backend.name}: "
-                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-                ) from exc
-            ops.append((i, one, timed))
+                timed.run(timer, False)  # an op that prepares but cannot run alone must not stop the rounds
+            except (ValueError, RuntimeError, ModelError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                log.info("operator %d (%s) of %s is not timed alone: %s", i, cutter.op_name(i), name, reason)
+                constant = not isinstance(exc, ModelError) and not one.inputs
+                untimed[i] = ("its inputs are all constants: the delegate computes it once at load, not per inference"
+                              if constant else f"its one-op model does not run on {backend.name}: {reason}")
+            else:
+                ops.append((i, one, timed))
             advance(1)
-    whole = _Timed(backend, content, threads, None, rng)
-    _set_inputs(whole.interpreter, feed)
+    try:
+        whole = _Timed(backend, content, threads, [feed.get(t) for t in cutter.graph.inputs or []], rng)
+    except (ValueError, RuntimeError) as exc:
+        raise InferenceError(f"{name} cannot be loaded for per-op timing on {backend.name}: {exc}") from exc
     overhead = _Timed(backend, trivial_model(), threads, None, rng)
     everything = [whole, *(t for _, _, t in ops), overhead]
     with step(f"{label}: timing rounds", warmup_rounds + rounds) as advance:
@@ -191,22 +200,25 @@ def profile_ops(
             advance(1)
     overhead_ms, overhead_min = overhead.median_ms(), overhead.min_ms()
     whole_ms, whole_min = whole.median_ms(), whole.min_ms()
-    graph = cutter.graph
+    timed_ops = {i: timed for i, _, timed in ops}
     timings = []
-    for i, one, timed in ops:
-        op = graph.operators[i]
-        first_in = next((t for t in op.inputs or [] if t >= 0 and not cutter.is_constant(t)),
-                        next((t for t in op.outputs or [] if t >= 0), None))
-        dtype = _dtype_name(graph.tensors[first_in].type) if first_in is not None else "?"
-        out = next((t for t in op.outputs or [] if t >= 0), None)
-        out_name = graph.tensors[out].name if out is not None else ""
-        if isinstance(out_name, bytes):
-            out_name = out_name.decode("utf-8", "replace")
+    for i in range(len(cutter)):
+        dtype, out_name = _op_names(cutter, cutter.graph, i)
+        timed = timed_ops.get(i)
+        if timed is None:
+            timings.append(OpTiming(i, cutter.op_name(i), dtype, out_name, 0.0, 0.0, None, 0, untimed[i]))
+            continue
         delegated = None if timed.nodes is None else timed.nodes > 1
         timings.append(OpTiming(
-            i, one.op, dtype, out_name or "", round(max(0.0, timed.median_ms() - overhead_ms), 4),
+            i, cutter.op_name(i), dtype, out_name, round(max(0.0, timed.median_ms() - overhead_ms), 4),
             round(max(0.0, timed.min_ms() - overhead_min), 4), delegated,
         ))
+    for s, sub in enumerate(cutter.model.subgraphs[1:], start=1):  # control-flow bodies: timed inside their caller
+        callers = ", ".join(f"#{i} {cutter.op_name(i)}" for i in cutter.callers(s)) or "another subgraph's op"
+        for i, op in enumerate(sub.operators or []):
+            dtype, out_name = _op_names(cutter, sub, i)
+            timings.append(OpTiming(i, cutter.opcode_name(op.opcodeIndex), dtype, out_name, 0.0, 0.0, None, s,
+                                    f"runs inside subgraph {s}, timed as part of {callers}"))
     total = sum(t.ms for t in timings)
     total_min = sum(t.min_ms for t in timings)
     partitions = None if whole.nodes is None else max(0, whole.nodes - len(cutter))
@@ -224,6 +236,19 @@ def profile_ops(
         overhead_ms=round(overhead_ms, 4),
         delegate_partitions=partitions, ops=tuple(timings),
     )
+
+
+def _op_names(cutter: OpCutter, graph: Any, i: int) -> tuple[str, str]:
+    """The dtype of operator ``i``'s first non-constant input (else output) and its first output's name."""
+    op = graph.operators[i]
+    first_in = next((t for t in op.inputs or [] if t >= 0 and not cutter.is_constant(t, graph)),
+                    next((t for t in op.outputs or [] if t >= 0), None))
+    dtype = _dtype_name(graph.tensors[first_in].type) if first_in is not None else "?"
+    out = next((t for t in op.outputs or [] if t >= 0), None)
+    out_name = graph.tensors[out].name if out is not None else ""
+    if isinstance(out_name, bytes):
+        out_name = out_name.decode("utf-8", "replace")
+    return dtype, out_name or ""
 
 
 def _dtype_name(code: int) -> str:

@@ -148,6 +148,8 @@ class OpTiming:
         ms: median time of the one-op model minus the median per-invoke overhead (never below 0).
         min_ms: its fastest time minus the fastest per-invoke overhead (never below 0).
         delegated: whether a delegate (XNNPACK by default) took the one-op model; ``None``: unknown.
+        subgraph: the subgraph the operator belongs to (0 is the main graph; others are control-flow bodies).
+        not_timed: why the operator could not be timed alone (then ``ms`` and ``min_ms`` are 0); ``None`` if timed.
     """
 
     index: int
@@ -157,6 +159,8 @@ class OpTiming:
     ms: float
     min_ms: float
     delegated: bool | None
+    subgraph: int = 0
+    not_timed: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -164,7 +168,8 @@ class OpTiming:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OpTiming:
         return cls(int(d["index"]), str(d["op"]), str(d["dtype"]), str(d["output"]), float(d["ms"]),
-                   float(d["min_ms"]), None if d.get("delegated") is None else bool(d["delegated"]))
+                   float(d["min_ms"]), None if d.get("delegated") is None else bool(d["delegated"]),
+                   int(d.get("subgraph", 0)), None if d.get("not_timed") is None else str(d["not_timed"]))
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,10 @@ class OpProfile:
     def top(self, k: int = 10) -> list[OpTiming]:
         """The ``k`` slowest operators."""
         return sorted(self.ops, key=lambda o: (-o.ms, o.index))[:k]
+
+    def not_timed(self) -> list[OpTiming]:
+        """The operators that could not be timed alone (each says why)."""
+        return [o for o in self.ops if o.not_timed is not None]
 
     def not_delegated(self) -> dict[str, int]:
         """Op types (and counts) that no delegate took, so they ran on the interpreter's own kernels."""

@@ -14,12 +14,12 @@ from edgeq.runtime.preprocess import IMAGE_EXTENSIONS
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
-def random_input(specs: Sequence[Any], seed: int = 0) -> list[np.ndarray]:
-    """Random tensors in each input's own dtype and range (a smoke-test input)."""
+def random_input(specs: Sequence[Any], seed: int = 0, shapes: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
+    """Random tensors in each input's own dtype and range (a smoke-test input); ``shapes`` overrides the shapes."""
     rng = np.random.default_rng(seed)
     out = []
-    for s in specs:
-        shape = tuple(max(1, d) for d in s.shape)
+    for k, s in enumerate(specs):
+        shape = tuple(max(1, d) for d in (shapes[k] if shapes is not None else s.shape))
         if np.issubdtype(s.dtype, np.integer):
             info = np.iinfo(s.dtype)
             out.append(rng.integers(info.min, int(info.max) + 1, size=shape, dtype=s.dtype))

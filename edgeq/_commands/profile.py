@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   edgeq profile model_int8.tflite --duration 30 --json pi5.json
   edgeq profile model_int8.tflite --ops --top 15       # per-op times, XNNPACK coverage
   edgeq profile model_int8.tflite --input photo.jpg --json - # report as JSON on stdout
+  edgeq profile melspectrogram.tflite --input-shape 1,1280   # an input of dynamic size [-1, -1]
   edgeq compare pi4.json pi5.json --html cmp.html      # then compare devices
   edgeq profile model_int8.tflite --host pi@pi4.local --host pi@pi5.local:2222   # many boards over SSH
 """
@@ -26,6 +27,13 @@ def _threads(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected thread counts like 1,2,4; got {text!r}") from None
     return values
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shape like 1,16000; got {text!r}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=_threads, metavar="1,2,4",
                    help="thread counts to measure (default: 1 and the device's recommended count)")
     p.add_argument("--input", metavar="FILE", help="an image or .npy array to feed (default: random values)")
+    p.add_argument("--input-shape", type=_shape, action="append", metavar="1,16000",
+                   help="shape of the random input, once per input; needed when an input has a dynamic size")
     p.add_argument("--ops", action="store_true", help="also time each op (one-op models, same backend and threads)")
     p.add_argument("--ops-rounds", type=int, default=20, metavar="N", help="timed rounds of the per-op profile (default 20)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="slowest ops to list with --ops (default 10)")
@@ -81,7 +91,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         report = profile(
             args.model, threads=args.threads, runs=args.runs, duration=args.duration, warmup=args.warmup,
             input=args.input, ops=args.ops, ops_rounds=args.ops_rounds, memory=not args.no_memory,
-            backend=args.backend, seed=args.seed,
+            backend=args.backend, seed=args.seed, input_shape=args.input_shape,
         )
     if to_stdout:
         ui.json(json.loads(report.to_json()))

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,10 @@ EXAMPLES = """examples:
   edgeq run model_int8.tflite --random --threads 2
   edgeq run model_int8.tflite x.npy --save-outputs outs/
   edgeq run model_int8.tflite photo.jpg --host pi@pi4.local --host pi@pi5.local   # on many boards over SSH
+
+A .npy array with the input's rank holds N samples along its first axis: N results, one table / JSON line
+each, in order, top-k per sample. They run as one batch, or one after another (a stream, keeping a stateful
+model's state) when the model fixes its batch at 1.
 """
 
 
@@ -46,8 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     from edgeq._native import quiet_native_output
-    from edgeq._render import outputs_table, predictions_table
-    from edgeq.runtime import Model, top
+    from edgeq.runtime import Model
     from edgeq.runtime.sources import expand_inputs, random_input
 
     if not args.inputs and not args.random:
@@ -61,30 +65,51 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
     with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
         model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
+    if args.random and model.dynamic:
+        sizes = ", ".join(f"{s.name} {list(s.shape_signature)}" for s in model.inputs)
+        raise UsageError(f"{model.name} has inputs of dynamic size ({sizes}); --random cannot choose one: give an "
+                         "input file (e.g. a .npy array of the size to run)")
     items = [("random", random_input(model.inputs))] if args.random else expand_inputs(args.inputs, args.every)
     classifier = len(model.outputs) == 1 and len(model.outputs[0].shape) == 2 and model.outputs[0].shape[1] > 1
     latencies = []
-    for n, (name, value) in enumerate(items):
-        raw = model.predict(value[0] if isinstance(value, list) and len(model.inputs) == 1 else value, raw=True)
-        ms = model.last_invoke_seconds * 1000
-        latencies.append(ms)
-        outputs = model.dequantize(raw)
-        if save_dir is not None:
-            for key, arr in raw.items():
-                np.save(save_dir / f"{n:05d}_{_safe(key)}.npy", arr)
-        ranked = top(next(iter(outputs.values())), args.top, model.labels) if classifier else None
-        if ui.json_mode:
-            record = {"input": name, "latency_ms": ms,
-                      "outputs": {k: v.tolist() for k, v in outputs.items()}}
-            if ranked is not None:
-                record["top"] = [{"label": label, "score": score} for label, score in ranked]
-            sys.stdout.write(json.dumps(record) + "\n")
+    n = 0
+    for name, value in items:
+        value = value[0] if isinstance(value, list) and len(model.inputs) == 1 else value
+        if isinstance(value, np.ndarray):
+            results = model.predict_each(value, raw=True)  # N samples -> N results (see EXAMPLES)
         else:
-            title = f"{name}  ({ms:.2f} ms)"
-            ui.print(predictions_table(title, ranked) if ranked is not None else outputs_table(title, outputs))
-    ui.status(f"{model.name}: {len(latencies)} input(s), mean {sum(latencies) / len(latencies):.2f} ms per inference "
+            results = [(model.predict(value, raw=True), 1, model.last_invoke_seconds)]
+        for k, (raw, batch, seconds) in enumerate(results):
+            if k % batch == 0:
+                latencies.append(seconds * 1000)
+            label = name if len(results) == 1 else f"{name}[{k}]"
+            _show(ui, model, args.top, classifier, label, seconds * 1000, batch, raw, save_dir, n)
+            n += 1
+    ui.status(f"{model.name}: {n} input(s) in {len(latencies)} inference(s), mean {sum(latencies) / len(latencies):.2f} "
+              "ms per inference "
               f"({model.backend.name} {model.backend.version}, {model.threads} thread(s))")
     return 0
+
+
+def _show(ui: UI, model: Any, k: int, classifier: bool, name: str, ms: float, batch: int, raw: dict[str, np.ndarray],
+          save_dir: Path | None, n: int) -> None:
+    """Save, then print one sample's result: a JSON line or a table (top-k for classifiers)."""
+    from edgeq._render import outputs_table, predictions_table
+    from edgeq.runtime import top
+
+    outputs = model.dequantize(raw)
+    if save_dir is not None:
+        for key, arr in raw.items():
+            np.save(save_dir / f"{n:05d}_{_safe(key)}.npy", arr)
+    ranked = top(next(iter(outputs.values())), k, model.labels) if classifier else None
+    if ui.json_mode:
+        record = {"input": name, "latency_ms": ms, "batch": batch, "outputs": {key: v.tolist() for key, v in outputs.items()}}
+        if ranked is not None:
+            record["top"] = [{"label": label, "score": score} for label, score in ranked]
+        sys.stdout.write(json.dumps(record) + "\n")
+    else:
+        title = f"{name}  ({ms:.2f} ms{f' for a batch of {batch}' if batch > 1 else ''})"
+        ui.print(predictions_table(title, ranked) if ranked is not None else outputs_table(title, outputs))
 
 
 def _safe(name: str) -> str:
