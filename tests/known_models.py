@@ -10,6 +10,8 @@ Each is one ``Dense`` layer (no bias) on a vector input ``x``:
   model sees a tie (``argmax`` takes class 0); elsewhere both pick the larger input.
 * ``clip``: ``y = x @ I`` on 4 inputs, for int8: calibrated on ``[0, 1)``, inputs above 1 clip to the same
   int8 value, so two out-of-range inputs tie whatever the body computes (even a float body).
+
+``tests/conftest.py`` registers the ``known`` fixture for every test folder.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 EPS = 2.0**-12
 SCALED_SQNR_DB = 20 * math.log10((1 + EPS) / EPS)  # 72.2486 dB
@@ -56,3 +59,25 @@ def clipping_eval(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         xs[i, a], xs[i, b] = (high, low) if first_wins else (low, high)
         ys[i] = a if first_wins else b
     return xs, ys
+
+
+@pytest.fixture(scope="session")
+def known(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Models ``identity``/``scaled``/``tie``/``clip`` and data ``x4``, ``x2`` (5 of 20 tied), ``calib``, ``eval``."""
+    root = tmp_path_factory.mktemp("known-models")
+    np.save(root / "x4.npy", distinct_integers(20, 4, seed=0))
+    pairs = distinct_integers(20, 2, seed=1)
+    pairs[:5, 1] = pairs[:5, 0]  # 5 of 20 tied: 15 agree
+    np.save(root / "x2.npy", pairs)
+    np.save(root / "calib.npy", np.random.default_rng(2).random((40, 4)).astype(np.float32))
+    xs, ys = clipping_eval(40, seed=3)
+    np.savez(root / "eval.npz", x=xs, y=ys)
+    np.save(root / "eval_x.npy", xs)
+    return {
+        "x4": root / "x4.npy", "x2": root / "x2.npy", "calib": root / "calib.npy", "eval": root / "eval.npz",
+        "eval_x": root / "eval_x.npy",
+        "identity": dense_model(root / "identity.keras", np.eye(4)),
+        "scaled": dense_model(root / "scaled.keras", (1 + EPS) * np.eye(4)),
+        "tie": dense_model(root / "tie.keras", np.diag([1.0, 1 + EPS])),
+        "clip": dense_model(root / "clip.keras", np.eye(4)),
+    }
