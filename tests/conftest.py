@@ -31,6 +31,7 @@ from support import (  # noqa: E402,F401
     tfl_custom_op,
     photo,
 )
+from known_models import known  # noqa: E402,F401 - the known-answer models (tests/known_models.py)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

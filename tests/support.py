@@ -30,6 +30,9 @@ SIZE = 16
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_MODEL = REPO / "samples" / "fashion_mnist" / "model_int8.tflite"
 SAMPLE_EVAL = REPO / "samples" / "fashion_mnist" / "eval"
+#: how far (in top-1 points) a measured sample accuracy may be from the README's figure: 3 of 1000 images,
+#: room for another CPU's kernels rounding a borderline image the other way, not for a regression
+README_TOLERANCE_POINTS = 0.3
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -118,6 +121,19 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (23, 17), see
         Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
         paths.append(path)
     return paths
+
+
+def readme_sample_accuracy() -> dict[str, float]:
+    """The top-1 accuracies (fractions) the README's "bundled sample, measured" table claims: ``float``, ``int8``."""
+    import re
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    found = {}
+    for key, row in (("float", "Keras float32"), ("int8", "TFLite int8")):
+        match = re.search(rf"^\| {row} [^|]*\|[^|]*\| ([0-9.]+) %", text, re.MULTILINE)
+        assert match, f"README.md has no '{row}' row with a top-1 accuracy in its sample table"
+        found[key] = float(match.group(1)) / 100
+    return found
 
 
 # -------------------------------------------------------------------------------------- fixtures

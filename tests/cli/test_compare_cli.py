@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,12 +29,18 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-def test_compare_table_with_ratios(reports: list[Path], capsys: pytest.CaptureFixture) -> None:
+def test_compare_table_with_ratios(reports: list[Path], capsys: pytest.CaptureFixture,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
     assert main(["compare", *map(str, reports), "--baseline", "2"]) == 0
     out = capsys.readouterr().out
     assert "edgeq compare" in out and "p50 ms" in out and "FPS" in out
     assert "2*" in out and "base" in out and "×" in out
-    assert "add.tflite · float32 · 1 thr" in out or "add.tflite" in out
+    rows = [line for line in out.splitlines() if " thr " in line]  # the second line of each entry: model, ratios
+    assert [re.search(r"│ (\S[^│]*? thr)", row).group(1) for row in rows] == [
+        "add.tflite · float32 · 1 thr", "add.tflite · float32 · 2 thr", "model bytes · float32 · 1 thr"]
+    assert rows[1].count("base") == 5  # the baseline's own ratios
+    assert rows[0].rstrip(" │").endswith("1.00×") and rows[2].rstrip(" │").endswith("1.00×")  # same file: size ratio 1
 
 
 def test_compare_json(reports: list[Path], capsys: pytest.CaptureFixture) -> None:

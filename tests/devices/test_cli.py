@@ -68,9 +68,16 @@ def test_doctor_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_doctor_table(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["doctor"])
-    out = capsys.readouterr().out
-    assert "edgeq doctor on" in out and "backend" in out and "xnnpack" in out
+    assert main(["doctor", "--json"]) in (0, 1)
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    code = main(["doctor"])
+    captured = capsys.readouterr()
+    failed = [c["name"] for c in checks if c["status"] == "fail"]
+    assert code == (1 if failed else 0), f"exit {code} with failed checks {failed}"
+    assert ("check(s) failed" in captured.err) is bool(failed)
+    assert "edgeq doctor on" in captured.out
+    for check in checks:  # every check is a row of the table
+        assert check["name"] in captured.out
 
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -36,11 +37,17 @@ EXPECTED = {
                       pi=None, dot=True, fp16=True, threads=4, os_id="ubuntu"),
     "x86-laptop": dict(profile="x86_64", arch="x86_64", cpu_part="11th Gen Intel(R) Core(TM) i7-1185G7 @ 3.00GHz", cores=8,
                        soc=None, pi=None, dot=True, fp16=False, threads=4, os_id="ubuntu"),
+    # captured, not written (see its SOURCE): the VM CI runs on
+    "x86-vm": dict(profile="x86_64", arch="x86_64", cpu_part="Intel(R) Xeon(R) Processor", cores=2, soc=None, pi=None,
+                   dot=True, fp16=False, threads=2, os_id="debian"),
 }
 
 
-def test_every_fixture_tree_has_expectations() -> None:
+def test_every_fixture_tree_has_expectations_and_says_where_it_came_from() -> None:
     assert sorted(p.name for p in FIXTURES.iterdir() if p.is_dir()) == sorted(EXPECTED)
+    for board in EXPECTED:
+        source = (FIXTURES / board / "SOURCE").read_text()
+        assert source.startswith(("Captured by", "Hand-written")), f"{board}/SOURCE must say where the files came from"
 
 
 @pytest.mark.parametrize("board", sorted(EXPECTED))
@@ -72,6 +79,23 @@ def test_device_dict_fields(board_root) -> None:  # type: ignore[no-untyped-def]
     assert d["os"] == {"name": "Debian GNU/Linux 12 (bookworm)", "id": "debian", "release": "12", "kernel": "6.6.51+rpt-rpi-2712"}
     assert set(d["camera"]) == {"picamera2", "video_devices", "present"}
     assert "root" not in d
+
+
+def test_captured_tree_against_its_own_files(board_root) -> None:  # type: ignore[no-untyped-def]
+    """The captured VM: every figure detection gives, read out of the captured files here with plain parsing."""
+    root = board_root("x86-vm")
+    cpuinfo = (root / "proc/cpuinfo").read_text()
+    processors = re.findall(r"^processor\s*:", cpuinfo, re.MULTILINE)
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE).group(1).strip()
+    flags = set(re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.MULTILINE).group(1).split())
+    mem_kib = int(re.search(r"^MemTotal:\s*(\d+) kB", (root / "proc/meminfo").read_text(), re.MULTILINE).group(1))
+    pretty = re.search(r'^PRETTY_NAME="(.*)"$', (root / "etc/os-release").read_text(), re.MULTILINE).group(1)
+    device = detect(root)
+    assert (device.cores, device.cpu_part) == (len(processors), model)
+    assert device.int8_dot_product is bool(flags & {"avx512_vnni", "avx_vnni"})
+    assert abs(device.memory_mb - mem_kib / 1024) <= 1
+    assert device.os_name == pretty and device.kernel == (root / "proc/sys/kernel/osrelease").read_text().strip()
+    assert "Captured by tests/devices/capture_tree.py" in (root / "SOURCE").read_text()
 
 
 def test_x86_laptop_board_name_and_physical_cores(board_root) -> None:  # type: ignore[no-untyped-def]
