@@ -44,7 +44,7 @@ def test_headless_run_writes_the_annotated_video_a_summary_and_a_profile(tmp_pat
         changed = np.abs(before.astype(int) - after.astype(int)).max(axis=2) > 50
         assert changed[:40, :60].mean() > 0.08  # the labels (top-left) changed the frame
         assert changed[-14:, :60].mean() > 0.08  # the status line (bottom-left) too
-        assert changed[45:95, 70:].mean() < 0.01  # elsewhere only codec noise
+        assert changed[50:90, 70:].mean() < 0.01  # elsewhere only codec noise (OpenCV 4: labels end at row 47)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
     loaded = load_report(report)  # what edgeq compare reads
@@ -154,7 +154,7 @@ def test_a_window_with_headless_opencv_says_which_opencv_to_install(monkeypatch,
     monkeypatch.setenv("DISPLAY", ":12345")  # never opened: the headless build has no GUI code
     code, _, stderr = _camera(capsys, SAMPLE_MODEL, "--source", fashion_clip[0])
     assert code == 2 and stderr.startswith("DependencyMissing: this OpenCV cannot open windows")
-    assert "pip install opencv-python" in stderr
+    assert 'pip uninstall -y opencv-python opencv-python-headless && pip install "opencv-python>=4.8,<5"' in stderr
 
 
 def test_without_opencv_the_command_names_the_extra(fashion_clip):
