@@ -243,6 +243,20 @@ def test_wayland_without_x11_exits_2_saying_what_to_do(tmp_path, fashion_clip):
     assert "Xwayland" in proc.stderr and list(tmp_path.iterdir()) == []
 
 
+def test_doctor_opens_a_test_window_on_the_desktop_and_names_a_stale_display(desktop, monkeypatch):
+    proc = subprocess.run([sys.executable, "-m", "edgeq", "doctor", "--json"], env=desktop, capture_output=True,
+                          text=True, timeout=300)
+    check = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "opencv")
+    assert check["status"] == "ok" and check["message"].endswith("opened a test window on this display"), check
+    assert "XNNPACK delegate" not in proc.stderr  # LiteRT's INFO line is kept out
+
+    from edgeq.devices._doctor import _probe_opencv, check_opencv
+
+    monkeypatch.setenv("DISPLAY", ":197")
+    check = check_opencv(*_probe_opencv())
+    assert check.status.value == "warn" and "cannot open display :197" in check.message
+
+
 def test_the_display_probe_needs_the_servers_cookie(tmp_path):
     """An X server started with -auth refuses a client without its cookie, and accepts one with it."""
     if shutil.which("xauth") is None:
