@@ -249,8 +249,12 @@ class Window:
             raise edgeq.UsageError(display.problem)
         return display.screen
 
-    def show(self, canvas: np.ndarray, wait_ms: int = 1) -> bool:
-        """Show a frame and handle keys for ``wait_ms``; ``False`` once the user pressed q or Esc or closed the window."""
+    def show(self, canvas: np.ndarray, until: float = 0.0) -> bool:
+        """Show a frame and handle keys until ``time.perf_counter()`` reaches ``until`` (at least once).
+
+        Returns:
+            ``False`` once the user pressed q or Esc or closed the window.
+        """
         if not self.sized:  # the frame's size, scaled down to fit the screen; the user can resize it
             height, width = canvas.shape[:2]
             screen_w, screen_h = self.screen or (1280, 720)
@@ -258,8 +262,12 @@ class Window:
             cv2.resizeWindow(self.title, max(1, round(width * scale)), max(1, round(height * scale)))
             self.sized = True
         cv2.imshow(self.title, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-        key = cv2.waitKey(max(1, wait_ms)) & 0xFF
-        return key not in (ord("q"), 27) and self.is_open()
+        while True:  # waitKey may return before its delay (window events), so wait until the time is reached
+            key = cv2.waitKey(max(1, round((until - time.perf_counter()) * 1000))) & 0xFF
+            if key in (ord("q"), 27) or not self.is_open():
+                return False
+            if time.perf_counter() >= until:
+                return True
 
     def is_open(self) -> bool:
         """Whether the window is still up; closing it with its close button destroys it."""
@@ -373,7 +381,7 @@ def run_loop(
     timings: list[float] = []
     frame_ms: list[float] = []
     seen: collections.Counter[str] = collections.Counter()
-    fps, previous = 0.0, None
+    fps, interval, previous = 0.0, 0.0, None
     screen = None if args.headless else Window.screen_size()
     with contextlib.ExitStack() as stack:  # on any exit: stop the capture, close the window, drop unfinished output
         source = open_source(args.source, size=camera_size(args.camera_size))
@@ -398,9 +406,9 @@ def run_loop(
             seen.update(tally(result))
             canvas = frame.image.copy()
             draw(canvas, result)
-            if previous is not None:  # smoothed: an exponential moving average of the frame rate
-                rate = 1.0 / max(began - previous, 1e-6)
-                fps = rate if fps == 0 else 0.9 * fps + 0.1 * rate
+            if previous is not None:  # smoothed: an exponential moving average of the time between frames
+                interval = began - previous if interval == 0 else 0.9 * interval + 0.1 * (began - previous)
+                fps = 1.0 / max(interval, 1e-6)
             previous = began
             status = f"{timings[-1]:.1f} ms  " + (f"{fps:.1f} FPS" if fps else "-- FPS")
             draw_status(canvas, status + (f"  dropped {reader.dropped}" if reader.drop else ""))
@@ -408,8 +416,7 @@ def run_loop(
             if writer is not None:
                 writer.write(canvas)
             if window is not None:
-                due = started + frame.index / pace if pace else 0.0
-                if not window.show(canvas, round((due - time.perf_counter()) * 1000)):
+                if not window.show(canvas, started + frame.index / pace if pace else 0.0):
                     break
             if len(timings) == args.max_frames or (args.duration and time.perf_counter() - started >= args.duration):
                 break
