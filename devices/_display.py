@@ -34,7 +34,7 @@ class DisplayProbe:
     screen: tuple[int, int] | None = None
 
 
-def probe_display(environ: Mapping[str, str] | None = None, wayland: bool = False, timeout: float = 2.0) -> DisplayProbe:
+def probe_display(environ: Mapping[str, str] | None = None, wayland: bool = False, timeout: float = 5.0) -> DisplayProbe:
     """Whether a window can open on this machine's display, and the screen size.
 
     Args:
@@ -63,7 +63,7 @@ def probe_display(environ: Mapping[str, str] | None = None, wayland: bool = Fals
     return probe_x11(display, env.get("XAUTHORITY") or str(Path.home() / ".Xauthority"), timeout)
 
 
-def probe_x11(display: str, xauthority: str, timeout: float = 2.0) -> DisplayProbe:
+def probe_x11(display: str, xauthority: str, timeout: float = 5.0) -> DisplayProbe:
     """Connect to the X server of ``display`` and perform the connection setup, as Xlib and xcb do."""
     parsed = _parse_display(display)
     if parsed is None:

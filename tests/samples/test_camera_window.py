@@ -4,7 +4,8 @@ Each test starts its apps as a user would (``python samples/camera_*.py`` or ``e
 generated video, waits for the window to be mapped, then acts through the X server: ``xdotool`` types
 q or Esc into the focused window, ``wmctrl -c`` asks the window manager to close it (WM_DELETE_WINDOW,
 what the title-bar button does). ``.ci/run`` installs the Debian packages (xvfb, openbox, wmctrl,
-xdotool, imagemagick, x11-utils); elsewhere the tests skip and say which binaries are missing.
+xdotool, imagemagick, x11-utils); elsewhere the tests that need them skip and say which are missing
+(the ``desktop`` fixture, tests/samples/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+
 
 import numpy as np
 import pytest
@@ -27,52 +27,7 @@ from edgeq.devices import probe_display
 from edgeq.runtime.report import load_report
 from support import REPO, SAMPLE_MODEL
 
-BINARIES = ("Xvfb", "openbox", "wmctrl", "xdotool", "import", "xwininfo")
-SCREEN = (1280, 800)
-MISSING = [b for b in BINARIES if shutil.which(b) is None]
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (Debian: apt-get install xvfb "
-                                "openbox wmctrl xdotool imagemagick x11-utils; .ci/run installs them)")
-
-
-def _gui_opencv() -> None:
-    import cv2
-
-    if "NONE" in cv2.getBuildInformation().split("GUI:", 1)[1].splitlines()[0]:
-        pytest.fail('the window tests need the full OpenCV build: pip install -e ".[convert,dev]" installs it')
-
-
-def _start_xvfb(*extra: str) -> tuple[subprocess.Popen, str]:
-    """An Xvfb on a free display number (Xvfb picks it: -displayfd)."""
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
-                               "-nolisten", "tcp", *extra], pass_fds=(write_end,),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        number = pipe.readline().strip()
-    assert number.isdigit(), "Xvfb did not start"
-    return server, f":{number}"
-
-
-@pytest.fixture(scope="module")
-def desktop() -> Iterator[dict[str, str]]:
-    """The environment of a running Xvfb screen with the openbox window manager."""
-    _gui_opencv()
-    server, display = _start_xvfb()
-    env = {**os.environ, "DISPLAY": display}
-    env.pop("WAYLAND_DISPLAY", None)
-    wm = subprocess.Popen(["openbox"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while subprocess.run(["wmctrl", "-m"], env=env, capture_output=True).returncode != 0:
-            assert time.monotonic() < deadline, "openbox did not start"
-            time.sleep(0.1)
-        yield env
-    finally:
-        for process in (wm, server):
-            process.terminate()
-            process.wait(10)
-
+SCREEN = (1280, 800)  # the size of the conftest's Xvfb screen
 
 @pytest.fixture(scope="module")
 def shirt_clip(tmp_path_factory: pytest.TempPathFactory, write_video) -> tuple[Path, np.ndarray]:
@@ -257,21 +212,22 @@ def test_doctor_opens_a_test_window_on_the_desktop_and_names_a_stale_display(des
     assert check.status.value == "warn" and "cannot open display :197" in check.message
 
 
-def test_the_display_probe_needs_the_servers_cookie(tmp_path):
+def test_the_display_probe_needs_the_servers_cookie(tmp_path, start_xvfb):
     """An X server started with -auth refuses a client without its cookie, and accepts one with it."""
     if shutil.which("xauth") is None:
-        pytest.skip("needs xauth (Debian: apt-get install xauth)")
+        pytest.skip("needs xauth (Debian: apt-get install xauth; .ci/run installs it)")
     cookie = os.urandom(16).hex()
     authority = tmp_path / "Xauthority"
     # the server loads every cookie of its -auth file; the client looks one up by display number
     subprocess.run(["xauth", "-f", str(authority), "add", ":0", "MIT-MAGIC-COOKIE-1", cookie], check=True,
                    capture_output=True)
-    server, display = _start_xvfb("-auth", str(authority))
+    server, display = start_xvfb("-auth", str(authority))
     try:
         subprocess.run(["xauth", "-f", str(authority), "add", display, "MIT-MAGIC-COOKIE-1", cookie], check=True,
                        capture_output=True)
-        assert probe_display({"DISPLAY": display, "XAUTHORITY": str(authority)}).screen == SCREEN
-        refused = probe_display({"DISPLAY": display, "XAUTHORITY": str(tmp_path / "none")})
+        accepted = probe_display({"DISPLAY": display, "XAUTHORITY": str(authority)}, timeout=30)
+        assert accepted.screen == SCREEN, accepted
+        refused = probe_display({"DISPLAY": display, "XAUTHORITY": str(tmp_path / "none")}, timeout=30)
         assert refused.problem and refused.problem.startswith(f"the X server of display {display} refused the connection")
         assert "xhost" in refused.problem
     finally:
