@@ -55,9 +55,9 @@ def probe_display(environ: Mapping[str, str] | None = None, wayland: bool = Fals
         return DisplayProbe(_wayland_problem(env, wayland_display, timeout))
     if not display:
         if wayland_display:
-            return DisplayProbe(f"WAYLAND_DISPLAY is set ({wayland_display}) but DISPLAY is not, and this OpenCV draws its window "
-                    "through X11; enable Xwayland on the desktop (it sets DISPLAY, e.g. export DISPLAY=:0), "
-                    + _HEADLESS_HINT)
+            return DisplayProbe(f"WAYLAND_DISPLAY is set ({wayland_display}) but DISPLAY is not, and this OpenCV draws "
+                                "its window through X11; enable Xwayland on the desktop (it sets DISPLAY, e.g. export "
+                                "DISPLAY=:0), " + _HEADLESS_HINT)
         return DisplayProbe("no display to open a window on (DISPLAY is not set); run in a desktop session, "
                             + _HEADLESS_HINT)
     return probe_x11(display, env.get("XAUTHORITY") or str(Path.home() / ".Xauthority"), timeout)
@@ -105,7 +105,7 @@ def _screen_size(setup: bytes) -> tuple[int, int] | None:
 
 
 def _wayland_problem(env: Mapping[str, str], wayland_display: str, timeout: float) -> str | None:
-    path = wayland_display if wayland_display.startswith("/") else os.path.join(env.get("XDG_RUNTIME_DIR", ""), wayland_display)
+    path = os.path.join(env.get("XDG_RUNTIME_DIR", ""), wayland_display)  # an absolute WAYLAND_DISPLAY stays as it is
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)

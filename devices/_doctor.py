@@ -231,7 +231,8 @@ def check_opencv(installed: Mapping[str, str], import_error: str | None, gui: st
         return Check("opencv", Status.FAIL, f"{len(installed)} OpenCV builds are installed ({names}); they install the "
                      "same cv2 files over each other, and removing one breaks the other", opencv_fix(here, installed))
     if import_error:
-        return Check("opencv", Status.FAIL, f"OpenCV ({names or 'cv2'}) is broken: {import_error}", opencv_fix(here, installed))
+        return Check("opencv", Status.FAIL, f"OpenCV ({names or 'cv2'}) is broken: {import_error}",
+                     opencv_fix(here, installed))
     version = next(iter(installed.values()), "")
     major = version.split(".", 1)[0]
     if major.isdigit() and int(major) != OPENCV_MAJOR:
@@ -266,13 +267,16 @@ def check_convert(versions: Mapping[str, str | None], import_error: str | None) 
                      'edgeq convert does (on a workstation: pip install "edgeq[convert]")')
     if tf is None or keras is None:
         missing = "TensorFlow" if tf is None else "Keras"
-        return Check("convert", Status.FAIL, f"{missing} is missing, so edgeq convert cannot run", fix.replace(" --force-reinstall", ""))
+        return Check("convert", Status.FAIL, f"{missing} is missing, so edgeq convert cannot run",
+                     fix.replace(" --force-reinstall", ""))
     if import_error:
         if "numpy" in import_error.lower():
             fix = f"pip install 'numpy>=1.26,<3' {_CONVERT_REQUIREMENTS}"
-        return Check("convert", Status.FAIL, f"TensorFlow {tf} / Keras {keras} are installed but do not import: {import_error}", fix)
+        return Check("convert", Status.FAIL,
+                     f"TensorFlow {tf} / Keras {keras} are installed but do not import: {import_error}", fix)
     if not keras.startswith("3."):
-        return Check("convert", Status.FAIL, f"Keras {keras} is installed; edgeq converts with Keras 3", 'pip install "keras>=3.3,<4"')
+        return Check("convert", Status.FAIL, f"Keras {keras} is installed; edgeq converts with Keras 3",
+                     'pip install "keras>=3.3,<4"')
     return Check("convert", Status.OK, f"TensorFlow {tf} and Keras {keras} import: edgeq convert works here")
 
 

@@ -52,5 +52,6 @@ def opencv_fix(gui: bool, installed: Iterable[str] = ()) -> str:
         gui: whether windows are wanted.
         installed: the builds present now (:func:`installed_opencv`); the two main builds are always removed.
     """
-    remove = ["opencv-python", "opencv-python-headless"] + sorted(set(installed) - {"opencv-python", "opencv-python-headless"})
+    main = ["opencv-python", "opencv-python-headless"]
+    remove = main + sorted(set(installed) - set(main))
     return f"pip uninstall -y {' '.join(remove)} && pip install \"{GUI_REQUIREMENT if gui else HEADLESS_REQUIREMENT}\""

@@ -375,8 +375,9 @@ def run_loop(
     if not hasattr(cv2, "VideoCapture"):  # what is left after removing one of two OpenCV builds installed together
         from edgeq.devices import installed_opencv, opencv_fix
 
+        fix = opencv_fix(not args.headless, installed_opencv())
         raise edgeq.DependencyMissing(f"this OpenCV is broken (cv2 has no VideoCapture: two OpenCV builds were "
-                                      f"installed over each other); repair it: {opencv_fix(not args.headless, installed_opencv())}")
+                                      f"installed over each other); repair it: {fix}")
     title = f"{app}: {model.name} (q quits)"
     timings: list[float] = []
     frame_ms: list[float] = []

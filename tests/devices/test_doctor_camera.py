@@ -55,7 +55,8 @@ def test_a_gui_build_reports_the_display_and_the_test_window() -> None:
     assert check_opencv(GUI, None, "QT5", UNSET).status is Status.OK  # a server: no window expected
     stale = check_opencv(GUI, None, "QT5", STALE)
     assert stale.status is Status.WARN and "cannot open display :98" in stale.message
-    failed = check_opencv(GUI, None, "QT5", UP, "qt.qpa.plugin: Could not load the Qt platform plugin \"xcb\" (exit status 134)")
+    qt_abort = 'qt.qpa.plugin: Could not load the Qt platform plugin "xcb" (exit status 134)'
+    failed = check_opencv(GUI, None, "QT5", UP, qt_abort)
     assert failed.status is Status.FAIL and "Could not load the Qt platform plugin" in failed.message
     assert failed.fix == REPAIR_GUI.replace("pip install", "pip install --force-reinstall")
 
