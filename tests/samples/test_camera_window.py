@@ -156,10 +156,13 @@ def test_a_large_frame_gets_a_window_that_fits_the_screen(desktop, tmp_path, wri
     app = _start(desktop, *_script("classify"), str(SAMPLE_MODEL), "--source", str(clip))
     window = _window(desktop, "camera_classify", app)
     _, _, width, height = _geometry(desktop, window)
+    subprocess.run(["xdotool", "windowsize", "--sync", window, "480", "300"], env=desktop, check=True, timeout=30)
+    resized = _geometry(desktop, window)[2:]
     _quit(desktop, window, "close")
     assert _finish(app)[0] == 0
     assert width <= SCREEN[0] and height <= SCREEN[1] and width >= 0.6 * SCREEN[0]
     assert abs(width / height - 1.6) < 0.05  # the frame's aspect ratio
+    assert resized == (480, 300)  # the user can resize it
 
 
 def test_a_file_plays_at_its_frame_rate_in_a_window_and_flat_out_with_fast(desktop, fashion_clip):
