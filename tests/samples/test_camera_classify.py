@@ -146,17 +146,6 @@ def test_a_window_without_a_display_says_to_run_headless(monkeypatch, capsys, fa
     assert code == 2 and stderr.startswith("UsageError: no display to open a window on") and "--headless" in stderr
 
 
-def test_a_window_with_headless_opencv_says_which_opencv_to_install(monkeypatch, capsys, fashion_clip):
-    import cv2
-
-    if "NONE" not in cv2.getBuildInformation().split("GUI:", 1)[1].splitlines()[0]:
-        pytest.skip("this OpenCV has window support")
-    monkeypatch.setenv("DISPLAY", ":12345")  # never opened: the headless build has no GUI code
-    code, _, stderr = _camera(capsys, SAMPLE_MODEL, "--source", fashion_clip[0])
-    assert code == 2 and stderr.startswith("DependencyMissing: this OpenCV cannot open windows")
-    assert 'pip uninstall -y opencv-python opencv-python-headless && pip install "opencv-python>=4.8,<5"' in stderr
-
-
 def test_without_opencv_the_command_names_the_extra(fashion_clip):
     code = ("import sys\nsys.modules['cv2'] = None\nfrom edgeq.cli import main\n"
             f"sys.exit(main(['camera', {str(SAMPLE_MODEL)!r}, '--source', {str(fashion_clip[0])!r}, '--headless']))")

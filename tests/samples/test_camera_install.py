@@ -3,7 +3,7 @@
 The extras are checked first from pyproject.toml (fast): each names one OpenCV build, 4.x, and no pair a user
 or CI installs together brings two builds. The slow tests run the README's commands with the checkout's
 wheel in place of ``edgeq``: numpy, LiteRT, Pillow and rich are lent from this test's environment (a
-``.pth``, as in tests/test_wheel.py), so pip fetches only OpenCV (from the warm pip cache; ~1.5 min in all on a busy 2-core VM).
+``.pth``, as in tests/test_wheel.py), so pip fetches only OpenCV (from the warm pip cache; 1–1.5 min in all on a busy 2-core VM).
 """
 
 from __future__ import annotations
