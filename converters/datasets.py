@@ -132,7 +132,7 @@ def _from_folder(folder: Path, inputs, samples, seed, pp_args) -> SampleSet:
 
 def _from_video(path: Path, inputs, samples, seed, pp_args) -> SampleSet:
     spec = _single_image_input(inputs, f"video {path}")
-    cv2 = import_optional("cv2", 'pip install "edgeq[convert]" (brings OpenCV for video data)')
+    cv2 = import_optional("cv2", 'pip install "edgeq[camera]" (OpenCV, for video data; "edgeq[camera-headless]" on a server)')
     pp = image_preprocess(spec, **pp_args)
     cap = cv2.VideoCapture(str(path))
     try:

@@ -11,9 +11,11 @@ Typical use::
 
 from edgeq.devices._cpuinfo import CpuInfo, parse_cpuinfo
 from edgeq.devices._detect import BackendInfo, CameraInfo, Device, current, detect
+from edgeq.devices._display import DisplayProbe, probe_display
 from edgeq.devices._doctor import BackendProbe, Check, DoctorReport, Status, run_doctor
 from edgeq.devices._live import LiveState, ThrottleState, decode_throttled, read_live
 from edgeq.devices._mode_fit import check_mode_fit
+from edgeq.devices._opencv import gui_backend, installed_opencv, opencv_fix
 from edgeq.devices._profiles import (
     BOARDS_DIR,
     MODES,
@@ -65,4 +67,11 @@ __all__ = [
     "DoctorReport",
     "Status",
     "run_doctor",
+    # _display
+    "DisplayProbe",
+    "probe_display",
+    # _opencv
+    "gui_backend",
+    "installed_opencv",
+    "opencv_fix",
 ]

@@ -8,13 +8,21 @@ live state...) and returns a :class:`Check`, so tests can feed faked failures. O
 from __future__ import annotations
 
 import enum
+import functools
+import os
 import re
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
 from edgeq.devices._detect import CameraInfo, Device, current
+from edgeq.devices._display import DisplayProbe, probe_display
+from edgeq.devices._opencv import OPENCV_MAJOR, gui_backend, installed_opencv, opencv_fix
 from edgeq.devices._live import LiveState, ThrottleState
 from edgeq.devices._xnnpack import xnnpack_applied
 
@@ -25,6 +33,11 @@ _HOT_C = 80.0
 _LOW_MEMORY_MB = 256
 _TOO_LITTLE_MEMORY_MB = 100
 _LITERT_FIX = "pip install ai-edge-litert"
+#: what the [convert] extra installs (keep in step with pyproject.toml)
+_CONVERT_REQUIREMENTS = ('"tensorflow-cpu>=2.16,<2.22"' if sys.platform == "linux" and os.uname().machine == "x86_64"
+                         else '"tensorflow>=2.16,<2.22"') + ' "keras>=3.3,<4"'
+#: where Raspberry Pi OS installs picamera2 (apt: python3-picamera2)
+_SYSTEM_PICAMERA2 = Path("/usr/lib/python3/dist-packages/picamera2")
 _ARMV7_FIX = "pip install tflite-runtime 'numpy<2'"
 
 
@@ -171,17 +184,100 @@ def check_os(arch: str | None, os_name: str | None, python: str) -> Check:
     return Check("os", Status.OK, where)
 
 
-def check_camera(camera: CameraInfo, raspberry_pi: bool) -> Check:
-    """Is a camera stack present (picamera2, or a V4L2 camera at ``/dev/video*``)?"""
+def check_camera(camera: CameraInfo, raspberry_pi: bool, picamera2_outside: bool = False) -> Check:
+    """Is a camera stack present (picamera2, or a V4L2 camera at ``/dev/video*``)?
+
+    Args:
+        camera: what was found.
+        raspberry_pi: whether this is a Raspberry Pi (the fix names picamera2).
+        picamera2_outside: picamera2 is installed for the system Python, but this Python (a venv
+            without ``--system-site-packages``) does not see it.
+    """
+    hidden = ("picamera2 is installed for the system Python but this venv does not see it: recreate the venv with "
+              "python3 -m venv --system-site-packages, then reinstall edgeq in it")
     if camera.present:
         found = (["picamera2 imports"] if camera.picamera2 else []) + list(camera.video_devices)
+        if picamera2_outside and not camera.picamera2:
+            return Check("camera", Status.WARN, "; ".join(found) + "; picamera2 is not importable here", hidden)
         return Check("camera", Status.OK, "; ".join(found))
+    if picamera2_outside:
+        return Check("camera", Status.WARN, "no camera stack found: picamera2 is not importable here", hidden)
     if raspberry_pi:
         fix = ("connect a camera and sudo apt install python3-picamera2; in a venv, create it with "
                "python3 -m venv --system-site-packages so that picamera2 is visible")
     else:
         fix = "connect a USB camera (it appears as /dev/video*), or run models on image files"
     return Check("camera", Status.WARN, "no camera stack found (picamera2 not importable, no /dev/video* camera)", fix)
+
+
+def check_opencv(installed: Mapping[str, str], import_error: str | None, gui: str | None, display: DisplayProbe,
+                 window_error: str | None = None) -> Check:
+    """Which OpenCV builds are installed, do they clash, and can this one open a window here?
+
+    Args:
+        installed: ``{distribution: version}`` of the OpenCV pip builds present (:func:`installed_opencv`).
+        import_error: why ``import cv2`` or its ``VideoCapture`` failed, ``None`` when both work.
+        gui: the build's GUI toolkit (:func:`gui_backend`), ``None`` for a headless build.
+        display: the probe of this machine's display (:func:`probe_display`).
+        window_error: why a test window failed to open (only tried when the display answers).
+    """
+    here = display.problem is None  # a display answers here
+    names = ", ".join(f"{dist} {version}" for dist, version in sorted(installed.items()))
+    wanted = "edgeq[camera]" if here else "edgeq[camera-headless]"
+    if not installed and import_error:
+        return Check("opencv", Status.WARN, "OpenCV is not installed: the camera apps (edgeq camera) and video files "
+                     "as --data need it", f'pip install "{wanted}"')
+    if len(installed) > 1:
+        return Check("opencv", Status.FAIL, f"{len(installed)} OpenCV builds are installed ({names}); they install the "
+                     "same cv2 files over each other, and removing one breaks the other", opencv_fix(here, installed))
+    if import_error:
+        return Check("opencv", Status.FAIL, f"OpenCV ({names or 'cv2'}) is broken: {import_error}",
+                     opencv_fix(here, installed))
+    version = next(iter(installed.values()), "")
+    major = version.split(".", 1)[0]
+    if major.isdigit() and int(major) != OPENCV_MAJOR:
+        return Check("opencv", Status.WARN, f"{names}: edgeq's extras pin OpenCV {OPENCV_MAJOR}.x (OpenCV {major}'s "
+                     "wheel prints Qt font warnings on every window)", opencv_fix(gui is not None, installed))
+    if gui is None:
+        if here:
+            return Check("opencv", Status.WARN, f"{names or 'cv2'} is a headless build: it cannot open windows, "
+                         "although a display answers here", opencv_fix(True, installed))
+        return Check("opencv", Status.OK, f"{names or 'cv2'} (headless build: --headless runs; no windows)")
+    if not here:
+        status = Status.WARN if "DISPLAY is not set" not in (display.problem or "") else Status.OK
+        return Check("opencv", status, f"{names or 'cv2'} ({gui}) can draw windows, but not here: {display.problem}",
+                     None if status is Status.OK else "fix DISPLAY, or run the camera apps with --headless")
+    if window_error:
+        return Check("opencv", Status.FAIL, f"{names or 'cv2'} ({gui}) could not open a test window: {window_error}",
+                     opencv_fix(True, installed).replace("pip install", "pip install --force-reinstall"))
+    return Check("opencv", Status.OK, f"{names or 'cv2'} ({gui}) opened a test window on this display")
+
+
+def check_convert(versions: Mapping[str, str | None], import_error: str | None) -> Check:
+    """Do TensorFlow and Keras 3 (the ``[convert]`` extra) import, as ``edgeq convert`` needs?
+
+    Args:
+        versions: the installed versions of ``tensorflow`` (either distribution) and ``keras``, ``None`` if absent.
+        import_error: the last line of the error ``import tensorflow, keras`` raised, ``None`` when it worked.
+    """
+    tf, keras = versions.get("tensorflow"), versions.get("keras")
+    fix = f"pip install --force-reinstall {_CONVERT_REQUIREMENTS}"
+    if tf is None and keras is None:
+        return Check("convert", Status.OK, "TensorFlow is not installed: running and profiling models do not need it; "
+                     'edgeq convert does (on a workstation: pip install "edgeq[convert]")')
+    if tf is None or keras is None:
+        missing = "TensorFlow" if tf is None else "Keras"
+        return Check("convert", Status.FAIL, f"{missing} is missing, so edgeq convert cannot run",
+                     fix.replace(" --force-reinstall", ""))
+    if import_error:
+        if "numpy" in import_error.lower():
+            fix = f"pip install 'numpy>=1.26,<3' {_CONVERT_REQUIREMENTS}"
+        return Check("convert", Status.FAIL,
+                     f"TensorFlow {tf} / Keras {keras} are installed but do not import: {import_error}", fix)
+    if not keras.startswith("3."):
+        return Check("convert", Status.FAIL, f"Keras {keras} is installed; edgeq converts with Keras 3",
+                     'pip install "keras>=3.3,<4"')
+    return Check("convert", Status.OK, f"TensorFlow {tf} and Keras {keras} import: edgeq convert works here")
 
 
 def check_memory(available_mb: int | None, total_mb: int | None) -> Check:
@@ -244,30 +340,86 @@ def run_doctor(device: Device | None = None, live: LiveState | None = None) -> D
     Returns:
         The :class:`DoctorReport`; ``report.failed`` lists the checks that failed.
     """
-    device = device or current()
+    with ThreadPoolExecutor(1) as pool:
+        convert = pool.submit(_probe_convert)  # importing TensorFlow takes seconds: meanwhile the other checks run
+        return _run_checks(device or current(), live, convert)
+
+
+def _run_checks(device: Device, live: LiveState | None, convert: Future) -> DoctorReport:
     live = live or device.live()
     backends = probe_backends()
     tested, applied, error = _probe_xnnpack(backends)
+    picamera2_outside = _SYSTEM_PICAMERA2.is_dir() and not device.camera.picamera2 and sys.prefix != sys.base_prefix
     checks = (
         check_backend(backends, device.arch),
         check_numpy(_installed("numpy"), backends),
         check_xnnpack(tested, applied, error),
         check_os(device.arch, device.os_name, device.python),
-        check_camera(device.camera, device.revision is not None or (device.board or "").startswith("Raspberry Pi")),
+        check_camera(device.camera, device.revision is not None or (device.board or "").startswith("Raspberry Pi"),
+                     picamera2_outside),
+        check_opencv(*_probe_opencv()),
+        check_convert(*convert.result()),
         check_memory(live.mem_available_mb, device.memory_mb),
         check_throttling(live.throttled, live.temperature_c),
     )
     return DoctorReport(device, checks)
 
 
+def _probe_opencv() -> tuple[dict[str, str], str | None, str | None, DisplayProbe, str | None]:
+    """The inputs of :func:`check_opencv`; a test window is opened in a child process (Qt may abort its process)."""
+    installed = installed_opencv()
+    try:
+        import cv2
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a missing shared library (OSError)
+        return installed, f"import cv2 fails: {type(exc).__name__}: {exc}", None, probe_display(), None
+    if not hasattr(cv2, "VideoCapture"):
+        return installed, "cv2 has no VideoCapture (two builds were installed over each other)", None, probe_display(), None
+    gui = gui_backend(cv2.getBuildInformation())
+    display = probe_display(wayland=bool(gui) and gui.upper().startswith("GTK"))
+    window_error = None
+    if gui and display.problem is None:
+        code = ("import cv2\ncv2.namedWindow('edgeq doctor', cv2.WINDOW_NORMAL)\ncv2.waitKey(50)\n"
+                "cv2.destroyAllWindows()\ncv2.waitKey(1)")
+        window_error = _child_error(code, 30)
+    return installed, None, gui, display, window_error
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_convert() -> tuple[dict[str, str | None], str | None]:
+    """The inputs of :func:`check_convert`; TensorFlow is imported in a child process (edgeq.devices never imports it).
+
+    Cached: the installed packages do not change while the process runs.
+    """
+    versions = {"tensorflow": next((v for d in _TENSORFLOW_DISTS if (v := _installed(d))), None),
+                "keras": _installed("keras")}
+    if versions["tensorflow"] is None or versions["keras"] is None:
+        return versions, None
+    return versions, _child_error("import tensorflow, keras", 120)
+
+
+def _child_error(code: str, timeout: float) -> str | None:
+    """Run Python ``code`` in a child process; the last line of its error output if it fails, else ``None``."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return f"no answer within {timeout:g} s"
+    if proc.returncode == 0:
+        return None
+    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    return (lines[-1] if lines else "no error message") + f" (exit status {proc.returncode})"
+
+
 def _probe_xnnpack(backends: Mapping[str, BackendProbe]) -> tuple[str | None, bool | None, str | None]:
+    from edgeq._native import quiet_native_output
     from edgeq.runtime.backend import get_backend
 
     name = next((n for n in LIGHT_BACKENDS if backends[n].usable), None)
     if name is None:
         return None, None, None
     try:
-        return name, xnnpack_applied(get_backend(name).Interpreter), None
+        with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++
+            return name, xnnpack_applied(get_backend(name).Interpreter), None
     except Exception as exc:
         return name, None, f"{type(exc).__name__}: {exc}"
 

@@ -37,7 +37,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: what to install for OpenCV
-CAMERA_HINT = 'pip install "edgeq[camera]"'
+CAMERA_HINT = 'pip install "edgeq[camera]" (on a board without a display: "edgeq[camera-headless]")'
 #: output suffix -> FourCC of the codec OpenCV writes it with (all in the opencv-python wheels)
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 _URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")

@@ -35,7 +35,7 @@ def video_frames(path: Path, every: int = 1) -> Iterator[tuple[str, np.ndarray]]
     try:
         import cv2
     except ImportError:
-        raise DependencyMissing(f'reading video {path} needs OpenCV: pip install "edgeq[camera]"') from None
+        raise DependencyMissing(f'reading video {path} needs OpenCV: pip install "edgeq[camera]" (on a server: "edgeq[camera-headless]")') from None
     from edgeq._native import quiet_native_output
 
     with quiet_native_output():  # FFmpeg prints e.g. "moov atom not found" on stderr for a broken file

@@ -6,9 +6,11 @@ The loop (:func:`run_loop`)::
     (drops frames the model                              |
      is too slow for, and counts them)                   +--> timings -> summary, --profile JSON
 
-Built on the public edgeq API only: :class:`edgeq.runtime.Model`, :mod:`edgeq.runtime.capture`
-(sources, the threaded latest-frame reader, the all-or-nothing video writer) and
-:func:`edgeq.runtime.report.report_from_timings` (a profile report ``edgeq compare`` reads).
+Built on the public edgeq API: :class:`edgeq.runtime.Model`, :mod:`edgeq.runtime.capture`
+(sources, the threaded latest-frame reader, the all-or-nothing video writer),
+:func:`edgeq.runtime.report.report_from_timings` (a profile report ``edgeq compare`` reads) and
+:mod:`edgeq.devices` (can a window open here; which OpenCV is installed). One private helper,
+``edgeq._native.quiet_native_output``, keeps LiteRT's C++ "INFO: Created … XNNPACK delegate" line off the console.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 import edgeq
+from edgeq._native import quiet_native_output  # the one private name the apps use: LiteRT's console chatter
 from edgeq.runtime import Model
 from edgeq.runtime.capture import CAMERA_HINT, FrameWriter, LatestFrameReader, open_source
 from edgeq.runtime.report import report_from_timings
@@ -62,6 +65,8 @@ def build_parser(prog: str | None, description: str, examples: str) -> argparse.
     p.add_argument("--realtime", action="store_true",
                    help="read a video file at its own frame rate and drop the frames the model is too slow for, "
                    "as with a camera (default for files: process every frame)")
+    p.add_argument("--fast", action="store_true",
+                   help="show a video file as fast as the model goes (default in a window: at the file's frame rate)")
     p.add_argument("--camera-size", metavar="WxH", help="resolution to ask the camera for, e.g. 640x480")
     p.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: the device's recommendation)")
     p.add_argument("--labels", metavar="FILE", help="class names, one per line, for a model without embedded labels")
@@ -80,6 +85,9 @@ def check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and not value > 0:
             raise edgeq.UsageError(f"--{name.replace('_', '-')} must be positive. Received: {value}")
+    if args.fast and args.realtime:
+        raise edgeq.UsageError("--fast and --realtime contradict each other: --fast processes a file as fast as "
+                               "possible, --realtime at its frame rate dropping frames; give one")
     if args.profile and os.path.exists(args.profile) and not args.force:
         raise edgeq.UsageError(f"--profile {args.profile} exists; pass --force to overwrite it")
     if args.profile and not os.path.isdir(os.path.dirname(os.path.abspath(args.profile))):
@@ -98,8 +106,13 @@ def camera_size(text: str | None) -> tuple[int, int] | None:
 
 # --------------------------------------------------------------------------------------------- model
 def load_model(args: argparse.Namespace) -> Model:
-    """Load the model; ``--labels`` applies when it has no labels, ``--normalize`` when it has no edgeq metadata."""
-    model = Model(args.model, threads=args.threads)
+    """Load the model; ``--labels`` applies when it has no labels, ``--normalize`` when it has no edgeq metadata.
+
+    LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++ when an interpreter is created; it is
+    kept out of the console (logged at DEBUG), as by the edgeq commands.
+    """
+    with quiet_native_output():
+        model = Model(args.model, threads=args.threads)
     if len(model.inputs) != 1 or not model.inputs[0].is_image:
         shapes = ", ".join(f"{list(s.shape)} {s.dtype}" for s in model.inputs)
         raise edgeq.ModelError(f"{model.name} takes {shapes}; the camera apps expect one image input "
@@ -115,7 +128,8 @@ def load_model(args: argparse.Namespace) -> Model:
             raise edgeq.DataError(f"cannot read --labels {args.labels}: {exc.strerror}") from None
     channels = model.inputs[0].shape[3]
     preprocess = edgeq.Preprocess.from_normalize(args.normalize or "0,1", color="grayscale" if channels == 1 else "rgb")
-    return Model(args.model, threads=args.threads, preprocess=preprocess, labels=labels)
+    with quiet_native_output():
+        return Model(args.model, threads=args.threads, preprocess=preprocess, labels=labels)
 
 
 def classifier_output(model: Model) -> Any:
@@ -203,25 +217,68 @@ def draw_box(canvas: np.ndarray, box: tuple[int, int, int, int], text: str, colo
 
 
 # ------------------------------------------------------------------------------------------- window
-def open_window(title: str) -> None:
-    """Open the preview window, or say why there cannot be one."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise edgeq.UsageError("no display to open a window on (DISPLAY is not set); run with --headless, and "
-                               "--output out.mp4 to keep the annotated video")
-    try:
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-    except cv2.error:
-        raise edgeq.DependencyMissing(
-            "this OpenCV cannot open windows (it is opencv-python-headless); for a window run "
-            "pip uninstall opencv-python-headless && pip install opencv-python, or run with --headless"
-        ) from None
+class Window:
+    """The preview window: sized to the frame (within the screen), resizable, closed by q, Esc or its close button.
 
+    :meth:`screen_size` first checks that this OpenCV has GUI code and that the display answers (a bad
+    ``DISPLAY`` would make Qt abort the process), and says what to do when not.
+    """
 
-def show(title: str, canvas: np.ndarray) -> bool:
-    """Show a frame; ``False`` once the user pressed q or Esc or closed the window."""
-    cv2.imshow(title, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-    key = cv2.waitKey(1) & 0xFF
-    return key not in (ord("q"), 27) and cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) >= 1
+    def __init__(self, title: str, screen: tuple[int, int] | None) -> None:
+        self.title, self.screen, self.sized = title, screen, False
+        # GUI_NORMAL: no Qt toolbar or status bar, so the window holds just the frame; KEEPRATIO: resizing keeps it
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+
+    @staticmethod
+    def screen_size() -> tuple[int, int] | None:
+        """Check that a window can open here, before anything is opened; returns the screen size if known.
+
+        Raises:
+            DependencyMissing: this OpenCV is a headless build.
+            UsageError: no display, or it does not answer.
+        """
+        from edgeq.devices import gui_backend, installed_opencv, opencv_fix, probe_display
+
+        backend = gui_backend(cv2.getBuildInformation())
+        if backend is None:
+            raise edgeq.DependencyMissing(
+                "this OpenCV cannot open windows (it is a headless build); for a window run "
+                f"{opencv_fix(gui=True, installed=installed_opencv())}, or run with --headless")
+        display = probe_display(wayland=backend.upper().startswith("GTK"))
+        if display.problem:
+            raise edgeq.UsageError(display.problem)
+        return display.screen
+
+    def show(self, canvas: np.ndarray, until: float = 0.0) -> bool:
+        """Show a frame and handle keys until ``time.perf_counter()`` reaches ``until`` (at least once).
+
+        Returns:
+            ``False`` once the user pressed q or Esc or closed the window.
+        """
+        if not self.sized:  # the frame's size, scaled down to fit the screen; the user can resize it
+            height, width = canvas.shape[:2]
+            screen_w, screen_h = self.screen or (1280, 720)
+            scale = min(1.0, 0.9 * screen_w / width, 0.85 * screen_h / height)
+            cv2.resizeWindow(self.title, max(1, round(width * scale)), max(1, round(height * scale)))
+            self.sized = True
+        cv2.imshow(self.title, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+        while True:  # waitKey may return before its delay (window events), so wait until the time is reached
+            key = cv2.waitKey(max(1, round((until - time.perf_counter()) * 1000))) & 0xFF
+            if key in (ord("q"), 27) or not self.is_open():
+                return False
+            if time.perf_counter() >= until:
+                return True
+
+    def is_open(self) -> bool:
+        """Whether the window is still up; closing it with its close button destroys it."""
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:  # OpenCV 4.x with Qt raises ("NULL guiReceiver") once the window is gone
+            return False
+
+    def close(self) -> None:
+        cv2.destroyAllWindows()
+        cv2.waitKey(1)  # lets the GUI toolkit process the close
 
 
 # ------------------------------------------------------------------------------------------ summary
@@ -315,20 +372,30 @@ def run_loop(
     """
     if cv2 is None:
         raise edgeq.DependencyMissing(f"the camera apps need OpenCV; install it with: {CAMERA_HINT}")
+    if not hasattr(cv2, "VideoCapture"):  # what is left after removing one of two OpenCV builds installed together
+        from edgeq.devices import installed_opencv, opencv_fix
+
+        fix = opencv_fix(not args.headless, installed_opencv())
+        raise edgeq.DependencyMissing(f"this OpenCV is broken (cv2 has no VideoCapture: two OpenCV builds were "
+                                      f"installed over each other); repair it: {fix}")
     title = f"{app}: {model.name} (q quits)"
     timings: list[float] = []
     frame_ms: list[float] = []
     seen: collections.Counter[str] = collections.Counter()
-    fps, previous = 0.0, None
+    fps, interval, previous = 0.0, 0.0, None
+    screen = None if args.headless else Window.screen_size()
     with contextlib.ExitStack() as stack:  # on any exit: stop the capture, close the window, drop unfinished output
         source = open_source(args.source, size=camera_size(args.camera_size))
         reader = stack.enter_context(LatestFrameReader(source, realtime=args.realtime))
         writer = None
         if args.output:
             writer = stack.enter_context(FrameWriter(args.output, args.output_fps or source.fps or 15, args.force))
+        window = None
         if not args.headless:
-            open_window(title)
-            stack.callback(cv2.destroyAllWindows)
+            window = Window(title, screen)
+            stack.callback(window.close)
+        # in a window, a file plays at its own frame rate, as in a video player (every frame, none dropped)
+        pace = source.fps if window and not source.live and not args.realtime and not args.fast else None
         started = time.perf_counter()
         while True:
             frame = reader.get()
@@ -340,17 +407,18 @@ def run_loop(
             seen.update(tally(result))
             canvas = frame.image.copy()
             draw(canvas, result)
-            if previous is not None:  # smoothed: an exponential moving average of the frame rate
-                rate = 1.0 / max(began - previous, 1e-6)
-                fps = rate if fps == 0 else 0.9 * fps + 0.1 * rate
+            if previous is not None:  # smoothed: an exponential moving average of the time between frames
+                interval = began - previous if interval == 0 else 0.9 * interval + 0.1 * (began - previous)
+                fps = 1.0 / max(interval, 1e-6)
             previous = began
             status = f"{timings[-1]:.1f} ms  " + (f"{fps:.1f} FPS" if fps else "-- FPS")
             draw_status(canvas, status + (f"  dropped {reader.dropped}" if reader.drop else ""))
             frame_ms.append((time.perf_counter() - began) * 1000)
             if writer is not None:
                 writer.write(canvas)
-            if not args.headless and not show(title, canvas):
-                break
+            if window is not None:
+                if not window.show(canvas, started + frame.index / pace if pace else 0.0):
+                    break
             if len(timings) == args.max_frames or (args.duration and time.perf_counter() - started >= args.duration):
                 break
         seconds = time.perf_counter() - started

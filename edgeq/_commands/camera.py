@@ -24,8 +24,9 @@ EXAMPLES = """examples:
   edgeq camera model_int8.tflite --help                           # every option of the app for this model
 
 Options after MODEL go to the app: --source, --headless, --output, --max-frames, --duration, --realtime,
---profile, --json, --threads, --labels, --normalize; --top (classifiers); --threshold, --max-detections,
---label-offset (detectors). Needs OpenCV: pip install "edgeq[camera]".
+--fast, --profile, --json, --threads, --labels, --normalize; --top (classifiers); --threshold, --max-detections,
+--label-offset (detectors). In a window, q, Esc or the close button quits; a video file plays at its frame rate
+(--fast: flat out). Needs OpenCV: pip install "edgeq[camera]" (a headless board: "edgeq[camera-headless]").
 """
 
 

@@ -14,7 +14,7 @@ STATUS_STYLES = {Status.OK: "[green]ok[/]", Status.WARN: "[yellow]warn[/]", Stat
 
 EXAMPLES = """\
 examples:
-  edgeq doctor           # check backend, numpy, XNNPACK, OS, camera, memory and throttling
+  edgeq doctor           # check backend, numpy, XNNPACK, OS, camera, OpenCV, convert, memory, throttling
   edgeq doctor --json    # the same as JSON; the exit status is 1 when a check fails
 """
 
@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
         "doctor",
         help="check the install on this device and say how to fix problems",
         description="Check that a TFLite interpreter imports and which version, that numpy suits it, that "
-        "XNNPACK is applied, the OS architecture, the camera stack, free memory and throttling. Each check "
+        "XNNPACK is applied, the OS architecture, the camera stack, OpenCV (one build, can it open a window here), "
+        "TensorFlow/Keras for edgeq convert, free memory and throttling. Each check "
         "prints ok, warn or fail with a fix; the exit status is 1 when any check fails.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -61,7 +61,7 @@ def test_doctor_json(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     data = json.loads(captured.out)
     names = [c["name"] for c in data["checks"]]
-    assert names == ["backend", "numpy", "xnnpack", "os", "camera", "memory", "throttling"]
+    assert names == ["backend", "numpy", "xnnpack", "os", "camera", "opencv", "convert", "memory", "throttling"]
     assert all(c["status"] in ("ok", "warn", "fail") for c in data["checks"])
     assert code == (1 if data["counts"]["fail"] else 0)
     assert ("check(s) failed" in captured.err) is bool(code)

@@ -121,11 +121,11 @@ def test_doctor_on_a_recorded_zero2w_flags_low_memory(board_root) -> None:  # ty
     root = board_root("rpi-zero2w")
     report = run_doctor(detect(root), read_live(root))
     checks = {c.name: c for c in report.checks}
-    assert list(checks) == ["backend", "numpy", "xnnpack", "os", "camera", "memory", "throttling"]
+    assert list(checks) == ["backend", "numpy", "xnnpack", "os", "camera", "opencv", "convert", "memory", "throttling"]
     assert checks["memory"].status is Status.WARN and checks["memory"].message.startswith("235 MB available of 425 MB")
     assert "python3-picamera2" in (checks["camera"].fix or "")
     data = report.to_dict()
-    assert sum(data["counts"].values()) == 7
+    assert sum(data["counts"].values()) == 9
     json.dumps(data)
 
 

@@ -25,10 +25,11 @@ print(device.profile, len(report.checks))
 
 
 def test_devices_work_with_tensorflow_blocked() -> None:
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False)
+    # the doctor's convert check imports TensorFlow in a child process: seconds, more on a busy machine
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     _profile, checks = done.stdout.split()
-    assert checks == "7"
+    assert checks == "9"
 
 
 def test_all_matches_the_public_namespace() -> None:

@@ -16,8 +16,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -176,3 +179,61 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         converter.allow_custom_ops = True  # TFLite_Detection_PostProcess
         paths[name].write_bytes(converter.convert())
     return paths
+
+
+# ------------------------------------------------------------------------------------ a real desktop
+BINARIES = ("Xvfb", "openbox", "wmctrl", "xdotool", "import", "xwininfo")
+SCREEN = (1280, 800)
+MISSING = [b for b in BINARIES if shutil.which(b) is None]
+_MISSING_REASON = (f"needs {', '.join(MISSING)} (Debian: apt-get install xvfb openbox wmctrl xdotool imagemagick "
+                   "x11-utils; .ci/run installs them)")
+
+
+def _gui_opencv() -> None:
+    import cv2
+
+    if "NONE" in cv2.getBuildInformation().split("GUI:", 1)[1].splitlines()[0]:
+        pytest.fail('the window tests need the full OpenCV build: pip install -e ".[convert,dev]" installs it')
+
+
+def _start_xvfb(*extra: str) -> tuple[subprocess.Popen, str]:
+    """An Xvfb (screen ``SCREEN``) on a free display number (Xvfb picks it: -displayfd); the server and ``:N``."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
+                               "-nolisten", "tcp", *extra], pass_fds=(write_end,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        number = pipe.readline().strip()
+    assert number.isdigit(), "Xvfb did not start"
+    return server, f":{number}"
+
+
+@pytest.fixture(scope="session")
+def start_xvfb() -> Any:
+    """``start_xvfb(*options) -> (server, ":N")``: an Xvfb of ``SCREEN`` pixels; terminate the server when done."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("needs Xvfb (Debian: apt-get install xvfb; .ci/run installs it)")
+    return _start_xvfb
+
+
+@pytest.fixture(scope="module")
+def desktop() -> Iterator[dict[str, str]]:
+    """The environment of a running Xvfb screen with the openbox window manager."""
+    if MISSING:
+        pytest.skip(_MISSING_REASON)
+    _gui_opencv()
+    server, display = _start_xvfb()
+    env = {**os.environ, "DISPLAY": display}
+    env.pop("WAYLAND_DISPLAY", None)
+    wm = subprocess.Popen(["openbox"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run(["wmctrl", "-m"], env=env, capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "openbox did not start"
+            time.sleep(0.1)
+        yield env
+    finally:
+        for process in (wm, server):
+            process.terminate()
+            process.wait(10)

@@ -44,7 +44,7 @@ def test_headless_run_writes_the_annotated_video_a_summary_and_a_profile(tmp_pat
         changed = np.abs(before.astype(int) - after.astype(int)).max(axis=2) > 50
         assert changed[:40, :60].mean() > 0.08  # the labels (top-left) changed the frame
         assert changed[-14:, :60].mean() > 0.08  # the status line (bottom-left) too
-        assert changed[45:95, 70:].mean() < 0.01  # elsewhere only codec noise
+        assert changed[50:90, 70:].mean() < 0.01  # elsewhere only codec noise (OpenCV 4: labels end at row 47)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
     loaded = load_report(report)  # what edgeq compare reads
@@ -82,7 +82,7 @@ def test_script_writes_frames_to_a_folder_and_prints_the_summary(tmp_path, fashi
          "--headless", "--max-frames", "5", "--output", str(frames), "--top", "2"],
         capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert (proc.returncode, proc.stderr) == (0, "")  # LiteRT's "INFO: Created … XNNPACK delegate" is kept out
     assert sorted(p.name for p in frames.iterdir()) == [f"frame_{i:06d}.jpg" for i in range(5)]
     assert "camera_classify: model_int8.tflite on fashion.avi" in proc.stdout
     assert "5 processed" in proc.stdout and f"output     {frames}" in proc.stdout
@@ -104,8 +104,8 @@ def test_a_detection_model_is_refused_by_the_classify_app_saying_what_it_expects
         [sys.executable, str(REPO / "samples" / "camera_classify.py"), str(tiny_models["detect"]),
          "--source", str(fashion_clip[0]), "--headless"], capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    line = proc.stderr.strip().splitlines()[-1]  # after LiteRT's own "INFO: Created … XNNPACK delegate" line
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1  # no LiteRT "INFO: Created …" line before it
+    line = proc.stderr.strip()
     assert line.startswith("ModelError: ") and "detection_boxes [1, 3, 4]" in line
     assert "camera_classify expects one output of shape [1, K]" in line and "camera_detect.py" in line
 
@@ -144,17 +144,6 @@ def test_a_window_without_a_display_says_to_run_headless(monkeypatch, capsys, fa
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     code, _, stderr = _camera(capsys, SAMPLE_MODEL, "--source", fashion_clip[0])
     assert code == 2 and stderr.startswith("UsageError: no display to open a window on") and "--headless" in stderr
-
-
-def test_a_window_with_headless_opencv_says_which_opencv_to_install(monkeypatch, capsys, fashion_clip):
-    import cv2
-
-    if "NONE" not in cv2.getBuildInformation().split("GUI:", 1)[1].splitlines()[0]:
-        pytest.skip("this OpenCV has window support")
-    monkeypatch.setenv("DISPLAY", ":12345")  # never opened: the headless build has no GUI code
-    code, _, stderr = _camera(capsys, SAMPLE_MODEL, "--source", fashion_clip[0])
-    assert code == 2 and stderr.startswith("DependencyMissing: this OpenCV cannot open windows")
-    assert "pip install opencv-python" in stderr
 
 
 def test_without_opencv_the_command_names_the_extra(fashion_clip):
