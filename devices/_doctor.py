@@ -102,7 +102,14 @@ def check_backend(backends: Mapping[str, BackendProbe], arch: str | None) -> Che
     usable = [backends[n] for n in LIGHT_BACKENDS if n in backends and backends[n].usable]
     if usable:
         chosen = usable[0]
-        return Check("backend", Status.OK, f"{chosen.name} {chosen.version} imports; edgeq uses it by default")
+        message = f"{chosen.name} {chosen.version} imports; edgeq uses it by default"
+        if chosen.name == "tflite-runtime" and arch != "armv7l":
+            # measured (benchmarks/results): tflite-runtime 2.14 runs int8 ~20-25x slower than LiteRT on x86_64
+            return Check("backend", Status.WARN, message + f", but on {arch or 'this CPU'} its int8 kernels are "
+                         "much slower than LiteRT's (~20x measured on x86_64)", _LITERT_FIX)
+        if chosen.name == "tflite-runtime":
+            message += " (the only interpreter with armv7l wheels; its last release, 2.14, needs numpy 1.x)"
+        return Check("backend", Status.OK, message)
     broken = [b for n in LIGHT_BACKENDS if (b := backends.get(n)) and b.version is not None]
     if broken:
         b = broken[0]

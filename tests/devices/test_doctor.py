@@ -134,3 +134,10 @@ def test_doctor_on_this_machine_has_a_working_backend() -> None:
     checks = {c.name: c for c in report.checks}
     assert checks["backend"].status is Status.OK
     assert checks["xnnpack"].status is Status.OK  # LiteRT applies XNNPACK on an x86 host
+
+
+def test_backend_tflite_runtime_is_ok_on_armv7_and_warned_elsewhere() -> None:
+    on_pi = check_backend(TFLITE_RUNTIME, "armv7l")
+    assert on_pi.status is Status.OK and "tflite-runtime 2.14.0" in on_pi.message and "numpy 1.x" in on_pi.message
+    on_x86 = check_backend(TFLITE_RUNTIME, "x86_64")
+    assert on_x86.status is Status.WARN and "slower" in on_x86.message and on_x86.fix == "pip install ai-edge-litert"
