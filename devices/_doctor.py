@@ -115,7 +115,14 @@ def check_backend(backends: Mapping[str, BackendProbe], arch: str | None) -> Che
     usable = [backends[n] for n in LIGHT_BACKENDS if n in backends and backends[n].usable]
     if usable:
         chosen = usable[0]
-        return Check("backend", Status.OK, f"{chosen.name} {chosen.version} imports; edgeq uses it by default")
+        message = f"{chosen.name} {chosen.version} imports; edgeq uses it by default"
+        if chosen.name == "tflite-runtime" and arch != "armv7l":
+            # measured (benchmarks/results): tflite-runtime 2.14 runs int8 ~20-25x slower than LiteRT on x86_64
+            return Check("backend", Status.WARN, message + f", but on {arch or 'this CPU'} its int8 kernels are "
+                         "much slower than LiteRT's (~20x measured on x86_64)", _LITERT_FIX)
+        if chosen.name == "tflite-runtime":
+            message += " (the only interpreter with armv7l wheels; its last release, 2.14, needs numpy 1.x)"
+        return Check("backend", Status.OK, message)
     broken = [b for n in LIGHT_BACKENDS if (b := backends.get(n)) and b.version is not None]
     if broken:
         b = broken[0]
@@ -147,19 +154,26 @@ def check_numpy(numpy_version: str | None, backends: Mapping[str, BackendProbe])
     return Check("numpy", Status.OK, f"numpy {numpy_version} works with {user}")
 
 
-def check_xnnpack(backend: str | None, applied: bool | None, error: str | None = None) -> Check:
+def check_xnnpack(backend: str | None, applied: bool | None, error: str | None = None, arch: str | None = None) -> Check:
     """Does the interpreter apply XNNPACK, its fast default CPU delegate?
 
     Args:
         backend: the backend that was tested, or ``None`` when none imports.
         applied: whether a default interpreter delegated a float32 ADD model to XNNPACK.
         error: the interpreter's error on that model, if it failed.
+        arch: the machine (``armv7l`` explains a tflite-runtime without XNNPACK).
     """
     if backend is None:
         return Check("xnnpack", Status.WARN, "not checked: no TFLite interpreter imports", "fix the backend check first")
     if error is not None:
         return Check("xnnpack", Status.FAIL, f"{backend} failed on a built-in 1-op float32 model: {error}",
                      "reinstall the backend: pip install --force-reinstall " + _dist(backend))
+    if not applied and backend == "tflite-runtime" and arch == "armv7l":
+        # tflite-runtime 2.14's armv7l wheel has no XNNPACK in it (no xnn_* symbols; its x86_64 wheel has ~1900)
+        return Check("xnnpack", Status.WARN,
+                     "tflite-runtime's armv7l wheel is built without XNNPACK: models run on TFLite's own built-in "
+                     "kernels (NEON-optimised, via ruy/gemmlowp), not XNNPACK's",
+                     "for XNNPACK, install the 64-bit Raspberry Pi OS: edgeq then uses LiteRT")
     if not applied:
         return Check("xnnpack", Status.WARN,
                      f"{backend} did not apply XNNPACK to a built-in float32 model, so CPU inference uses the slower "
@@ -353,7 +367,7 @@ def _run_checks(device: Device, live: LiveState | None, convert: Future) -> Doct
     checks = (
         check_backend(backends, device.arch),
         check_numpy(_installed("numpy"), backends),
-        check_xnnpack(tested, applied, error),
+        check_xnnpack(tested, applied, error, device.arch),
         check_os(device.arch, device.os_name, device.python),
         check_camera(device.camera, device.revision is not None or (device.board or "").startswith("Raspberry Pi"),
                      picamera2_outside),

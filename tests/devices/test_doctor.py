@@ -134,3 +134,16 @@ def test_doctor_on_this_machine_has_a_working_backend() -> None:
     checks = {c.name: c for c in report.checks}
     assert checks["backend"].status is Status.OK
     assert checks["xnnpack"].status is Status.OK  # LiteRT applies XNNPACK on an x86 host
+
+
+def test_backend_tflite_runtime_is_ok_on_armv7_and_warned_elsewhere() -> None:
+    on_pi = check_backend(TFLITE_RUNTIME, "armv7l")
+    assert on_pi.status is Status.OK and "tflite-runtime 2.14.0" in on_pi.message and "numpy 1.x" in on_pi.message
+    on_x86 = check_backend(TFLITE_RUNTIME, "x86_64")
+    assert on_x86.status is Status.WARN and "slower" in on_x86.message and on_x86.fix == "pip install ai-edge-litert"
+
+
+def test_xnnpack_missing_from_tflite_runtime_on_armv7_is_explained() -> None:
+    check = check_xnnpack("tflite-runtime", False, None, "armv7l")
+    assert check.status is Status.WARN and "built without XNNPACK" in check.message and "64-bit" in check.fix
+    assert "cannot identify the CPU" in check_xnnpack("tflite-runtime", False, None, "aarch64").message
