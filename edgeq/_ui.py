@@ -33,8 +33,9 @@ class _RichReporter:
 class UI:
     """Rendering for one CLI invocation; ``json_mode`` keeps stdout machine-readable."""
 
-    def __init__(self, json_mode: bool = False) -> None:
+    def __init__(self, json_mode: bool = False, json_out: str | None = None, force: bool = False) -> None:
         self.json_mode = json_mode
+        self.json_out, self.force = json_out, force
         self.out = Console(soft_wrap=False)
         self.err = Console(stderr=True)
 
@@ -42,9 +43,26 @@ class UI:
         if not self.json_mode:
             self.out.print(*renderables)
 
+    @property
+    def wants_json(self) -> bool:
+        """Whether ``--json`` or ``--json-out`` asked for the result as JSON."""
+        return self.json_mode or bool(self.json_out)
+
     def json(self, obj: Any) -> None:
-        sys.stdout.write(json.dumps(obj, indent=2, default=_jsonable) + "\n")
-        sys.stdout.flush()
+        """Print ``obj`` as JSON with ``--json``; write it (atomically) to the ``--json-out`` file if given."""
+        if self.wants_json:
+            self.json_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+    def json_text(self, text: str) -> None:
+        """Print ready JSON text (e.g. JSON lines) on stdout with ``--json``, and/or write it to ``--json-out``."""
+        if self.json_out:
+            from edgeq._io import atomic_write
+
+            atomic_write(self.json_out, text.encode(), force=self.force)
+            self.status(f"JSON written to {self.json_out}")
+        if self.json_mode:
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
     def status(self, message: str) -> None:
         self.err.print(escape(message), style="dim", highlight=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgeq._commands import _checks as checks
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
 
 EXAMPLES = """examples:
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=20, help="rows to print (default 20; 0 = all)")
     p.add_argument("--csv", metavar="OUT", help="also write every layer's row to this CSV file")
     p.add_argument("--force", action="store_true", help="overwrite the --csv file if it exists")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_options(p)
     p.set_defaults(func=run)
 
 
@@ -47,6 +49,12 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
     if args.top < 0:
         raise UsageError(f"--top must be 0 (all) or a positive number of rows. Received: {args.top}")
+    checks.keras_model(args.model)
+    checks.data(args.data)
+    checks.mode(args.mode)
+    checks.preprocessing(args)
+    checks.calibration(args.calibration)
+    checks.positive(args, "samples")
     csv_out = check_output_path(args.csv, args.force) if args.csv else None
     with ui.progress():
         report = debug(args.model, args.data, samples=args.samples, seed=args.seed, resize=args.resize,
@@ -54,9 +62,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                        keep_float=args.keep_float)
     if csv_out is not None:
         atomic_write(csv_out, report.to_csv().encode(), force=args.force)
-    if ui.json_mode:
-        ui.json(report.to_dict())
-    else:
+    ui.json(report.to_dict())
+    if not ui.json_mode:
         ui.print(*debug_tables(report, args.top or None))
     for note in report.notes:
         ui.warn(note)

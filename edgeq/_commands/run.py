@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq._commands import _checks as checks
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
 from edgeq.errors import UsageError
 
@@ -37,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", help="litert, tflite-runtime or tensorflow (default: the first installed)")
     p.add_argument("--delegate", help="external delegate library to load (e.g. libedgetpu.so.1)")
     p.add_argument("--save-outputs", metavar="DIR", help="write each input's raw outputs as .npy files into DIR")
-    p.add_argument("--json", action="store_true", help="print one JSON object per input (JSON lines)")
+    add_json_options(p)
     p.set_defaults(func=run)
 
 
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     save_dir = Path(args.save_outputs) if args.save_outputs else None
     if save_dir is not None and not save_dir.is_dir():
         raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
+    checks.tflite_model(args.model)
+    checks.positive(args, "threads")
     with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
         model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
     items = [("random", random_input(model.inputs))] if args.random else expand_inputs(args.inputs, args.every)

@@ -61,14 +61,14 @@ def run(capsys, *args: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
 def test_profile_report_on_a_full_disk(capsys, full_disk):
     out = full_disk / "report.json"
     code, line = run(capsys, "profile", str(SAMPLE_MODEL), "--runs", "3", "--threads", "1", "--no-memory",
-                     "--json", str(out))
+                     "--json-out", str(out))
     assert code == 2
     assert line == f"UsageError: cannot write {out}: No space left on device; check free space and permissions"
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
 
 
 def test_profile_report_into_a_read_only_folder(capsys, read_only):
-    code, line = run(capsys, "profile", str(SAMPLE_MODEL), "--runs", "3", "--json", str(read_only / "report.json"))
+    code, line = run(capsys, "profile", str(SAMPLE_MODEL), "--runs", "3", "--json-out", str(read_only / "report.json"))
     assert code == 2
     assert line == (f"UsageError: output folder {read_only} is not writable (read-only file system or permissions); "
                     "choose another --out")
