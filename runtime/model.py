@@ -12,6 +12,7 @@ import numpy as np
 
 from edgeq._flatbuffer import TFLiteFile, parse
 from edgeq._io import read_model_bytes
+from edgeq._native import quiet_native_output
 from edgeq.errors import DataError, DeviceError, InferenceError, ModelError, UsageError
 from edgeq.metadata import METADATA_NAME, ModelMetadata, Preprocess
 from edgeq.runtime.backend import Backend, get_backend
@@ -124,10 +125,11 @@ class Model:
         self.size_bytes = len(data)
         delegates = [self._load_delegate(delegate, delegate_options)] if delegate else None
         try:
-            self.interpreter = self.backend.Interpreter(
-                model_content=data, num_threads=self.threads, experimental_delegates=delegates
-            )
-            self.interpreter.allocate_tensors()
+            with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
+                self.interpreter = self.backend.Interpreter(
+                    model_content=data, num_threads=self.threads, experimental_delegates=delegates
+                )
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{self.name} cannot be loaded by {self.backend.name}: {_interpreter_reason(exc, self.file)}") from exc
         self._bind_signature(signature)
