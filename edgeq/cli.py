@@ -21,6 +21,7 @@ import argparse
 import importlib
 import signal
 import sys
+import warnings
 from typing import Sequence
 
 from edgeq._version import __version__
@@ -105,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgeq._ui import UI
 
     args = parse_args(argv)
+    # Keras warns when edgeq feeds a one-input model a list; the feeding is deliberate and the output right
+    warnings.filterwarnings("ignore", message=r"The structure of `inputs` doesn't match the expected structure")
     if not getattr(args, "func", None):
         build_parser().print_help()
         return 2

@@ -35,7 +35,7 @@ def tflite_model(path: str) -> None:
     """A ``.tflite`` argument: it exists, and is not a Keras model someone forgot to convert."""
     p = Path(path)
     if not p.exists():
-        raise ModelError(f"model not found: {path}; expected a .tflite file")
+        raise ModelError(f"model file not found: {path}; check the path (expected a .tflite file)")
     if is_keras_model(p):
         out = f"{p.stem if p.is_file() else p.name}_int8.tflite"
         raise ModelError(f"{path} is a Keras model, not TFLite: convert it first with "

@@ -11,4 +11,4 @@ def add_json_options(p: argparse.ArgumentParser, what: str = "the result") -> No
     p.add_argument("--json-out", metavar="FILE",
                    help=f"also write {what} as JSON to FILE (refused if FILE exists, unless --force)")
     if not any("--force" in a.option_strings for a in p._actions):
-        p.add_argument("--force", action="store_true", help="overwrite the --json-out FILE if it exists")
+        p.add_argument("--force", action="store_true", help="overwrite output files that exist")

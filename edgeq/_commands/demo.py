@@ -28,14 +28,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    from rich.text import Text
+
     from edgeq._render import demo_table
-    from edgeq.demo import run_demo
+    from edgeq.demo import next_commands, run_demo
 
     with ui.progress():
         result = run_demo(threads=args.threads, convert=False if args.no_convert else None)
     ui.json(result.to_dict())
     if not ui.json_mode:
         ui.print(demo_table(result))
+        lines = Text.assemble(("The sample: ", "bold"), result.sample, " (model.keras, calib/, eval/, labels.txt)\n",
+                              ("Next, try:", "bold"))
+        lines.append("".join(f"\n  {c}" for c in next_commands(result.sample)))
+        ui.print(lines, soft_wrap=True)  # commands stay whole lines, to paste
     for note in result.notes:
         ui.warn(note)
     return 0
