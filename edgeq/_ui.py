@@ -54,7 +54,7 @@ class UI:
         if self.wants_json:
             self.json_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
-    def json_text(self, text: str | bytes) -> None:
+    def json_text(self, text: str | bytes, what: str = "JSON", detail: str = "") -> None:
         """Print ready JSON text (e.g. JSON lines) on stdout with ``--json``, and/or write it to ``--json-out``."""
         if isinstance(text, bytes):
             text = text.decode()
@@ -62,7 +62,7 @@ class UI:
             from edgeq._io import atomic_write
 
             atomic_write(self.json_out, text.encode(), force=self.force)
-            self.status(f"JSON written to {self.json_out}")
+            self.status(f"{what} written to {self.json_out}{detail}")
         if self.json_mode:
             sys.stdout.write(text)
             sys.stdout.flush()

@@ -77,8 +77,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             input=args.input, ops=args.ops, ops_rounds=args.ops_rounds, memory=not args.no_memory,
             backend=args.backend, seed=args.seed,
         )
-    ui.json_text(report.to_json())
+    ui.json_text(report.to_json(), "report", f" (schema_version {report.schema_version}; {SCHEMA_HELP})")
     ui.print(profile_view(report, top=args.top))
-    if ui.json_out:
-        ui.status(f"report schema_version {report.schema_version}: {SCHEMA_HELP}")
     return 0
