@@ -24,7 +24,7 @@ from edgeq.runtime.report import COMPARE_METRICS, CompareEntry, CompareResult
 WIDTH = 1100
 LABEL_W = 310
 RIGHT_W = 250
-ROW_H = 48
+ROW_H = 60
 TOP = 92
 BOTTOM = 56
 #: the axis turns logarithmic when the slowest p99 is more than this many times the fastest p1
@@ -153,9 +153,10 @@ def _scene(result: CompareResult, title: str) -> tuple[list[_Shape], int]:
             out.append(_Shape("rect", (8, top + 3, WIDTH - 8, top + ROW_H - 3), "#eef3fa"))
         elif i % 2:
             out.append(_Shape("rect", (8, top + 3, WIDTH - 8, top + ROW_H - 3), "#f8f8f8"))
-        sub = f"{e.model}, {e.mode}, {e.threads} thr" + (f", {e.name}" if e.name else "")  # ASCII: Pillow's font
-        out += [_Shape("text", (16, mid - 3), text=_fit(f"{i + 1}. {e.device}", 40), size=14, bold=True),
-                _Shape("text", (16, mid + 14), text=_fit(sub, 48), size=12, color="#666666")]
+        sub = f"{e.model}, {e.mode}, {e.threads} thr"  # ASCII: Pillow's default font lacks some symbols
+        out += [_Shape("text", (16, mid - 9), text=_fit(f"{i + 1}. {e.device}", 40), size=14, bold=True),
+                _Shape("text", (16, mid + 8), text=_fit(sub, 48), size=12, color="#444444"),
+                _Shape("text", (16, mid + 23), text=_fit(e.name, 48), size=11, color="#777777")]
         tip = f"p1 {p1:.3g}, p10 {p10:.3g}, p50 {p50:.3g}, p90 {p90:.3g}, p99 {p99:.3g} ms"
         out += [_Shape("line", (axis(p1), mid, axis(p99), mid), color, 2, 0.8),
                 _Shape("rect", (axis(p10), mid - 6, max(axis(p90), axis(p10) + 2), mid + 6), color, opacity=0.45),

@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a .tflite model on live frames: a webcam, a Raspberry Pi camera, a stream URL, a video file "
         "or a folder of images. Classifiers (one [1, K] output) get the top labels, SSD detectors (boxes, classes, "
         "scores, count) get boxes; every frame shows the inference time and FPS. Capture runs in its own thread and "
-        "drops the frames the model is too slow for. This runs samples/camera_classify.py or camera_detect.py.",
+        "drops the frames the model is too slow for. It runs the camera app that fits the model, camera_classify.py or "
+        "camera_detect.py: plain scripts on the public API, installed inside the edgeq package (edgeq/_samples/ in "
+        "site-packages; samples/ in a source checkout), to copy as a starting point.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="a .tflite classifier or SSD detection model")

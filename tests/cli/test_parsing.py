@@ -93,3 +93,23 @@ def test_json_out_writes_the_file_and_keeps_the_tables(tmp_path: Path, capsys: p
     out.write_text("old")
     assert main(["inspect", str(SAMPLE / "model_int8.tflite"), "--json-out", str(out), "--force"]) == 0
     assert json.loads(out.read_text()) == data
+
+
+def test_help_points_only_to_files_an_installed_user_has() -> None:
+    """docs/, samples/, benchmarks/ and scripts/ are not in the wheel: help names them only inside a URL."""
+    import re
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    texts = [parser.format_help()] + [commands[name].format_help() for name in COMMANDS]
+    repo_file = re.compile(r"(?<![\w/.])(?:docs|samples|benchmarks|scripts)/[\w-]+\.\w+")
+    for name, text in zip(("edgeq", *COMMANDS), texts):
+        assert not repo_file.findall(" ".join(text.split())), f"edgeq {name} --help names a file the wheel lacks"
+
+
+def test_the_schema_link_in_profile_output(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "r.json"
+    assert main(["profile", str(SAMPLE / "model_int8.tflite"), "--runs", "3", "--threads", "1", "--no-memory",
+                 "--json-out", str(out)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"report written to {out} (schema_version 1; fields documented at https://" in err
