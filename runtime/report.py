@@ -437,7 +437,7 @@ def _finite(obj: Any) -> Any:
 
 
 def load_report(path: str | os.PathLike) -> ProfileReport:
-    """Read a report file written by ``edgeq profile --json OUT`` (or ``ProfileReport.to_json``).
+    """Read a report file written by ``edgeq profile --json-out OUT`` (or ``ProfileReport.to_json``).
 
     Raises:
         DataError: the file is missing, not JSON, or not an edgeq profile report of this schema version.
@@ -455,7 +455,7 @@ def load_report(path: str | os.PathLike) -> ProfileReport:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(
-            f"{path} is not JSON ({exc}); expected a report written by 'edgeq profile --json OUT'"
+            f"{path} is not JSON ({exc}); expected a report written by 'edgeq profile --json-out OUT'"
         ) from None
     return ProfileReport.from_dict(data, name=str(path))
 

@@ -37,7 +37,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, ui: Any) -> int:
     """Run the checks, print them, and return 1 if any failed."""
-    report = run_doctor()
+    from edgeq._native import quiet_native_output
+
+    with quiet_native_output():  # the XNNPACK check makes LiteRT print "INFO: Created … XNNPACK delegate"
+        report = run_doctor()
     ui.json(report.to_dict())
     if not ui.json_mode:
         ui.print(checks_table(report))
