@@ -71,7 +71,7 @@ def _confusion(result: Any) -> list[Any]:
         if not pairs:
             return [matrix]
         # one line per pair under the matrix: a caption would wrap mid-name at the matrix's width
-        lines = Text("Most confused (true → predicted):", style="bold")
+        lines = Text("most confused (true → predicted):", style="bold")
         lines.append("".join(f"\n  {t} → {p}: {n}" for t, p, n in pairs), style="")
         return [matrix, lines]
     table = Table(title="Most confused (true → predicted)", title_justify="left")

@@ -14,7 +14,10 @@ from edgeq.errors import DataError, ModelError, UsageError
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 DATA_SUFFIXES = (".npy", ".npz")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")  # as edgeq.converters.datasets reads
+# as edgeq.converters.datasets and edgeq.runtime.preprocess read them (tests/cli/test_fast_checks.py keeps them
+# equal); repeated because importing those packages costs about a second, which is what these checks save
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def is_keras_model(path: Path) -> bool:
@@ -41,7 +44,7 @@ def tflite_model(path: str) -> None:
         raise ModelError(f"{path} is a Keras model, not TFLite: convert it first with "
                          f"edgeq convert {path} --data CALIB_IMAGES/ --out {out}")
     if p.is_dir():
-        raise ModelError(f"{path} is a folder; expected a .tflite file")
+        raise ModelError(f"{path} is a folder, expected a .tflite file")
 
 
 def keras_model(path: str) -> None:
@@ -56,9 +59,7 @@ def keras_model(path: str) -> None:
 
 
 def _has_images(folder: Path) -> bool:
-    from edgeq.runtime.preprocess import IMAGE_EXTENSIONS
-
-    return any(f.suffix.lower() in IMAGE_EXTENSIONS for f in folder.rglob("*") if f.is_file())
+    return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.rglob("*") if f.is_file())
 
 
 def data(spec: str, option: str = "--data") -> None:
@@ -83,7 +84,7 @@ def labelled(spec: str, option: str = "--data") -> None:
     """Labelled data: class sub-folders of images, an ``image,label`` CSV (or a folder with labels.csv), or .npz."""
     p = Path(spec)
     if not p.exists():
-        raise DataError(f"{option} not found: {spec}; give class sub-folders of images, a labels CSV or a .npz with x and y")
+        raise DataError(f"labelled data not found: {spec}")  # as edgeq.runtime.evaluate says it
     if p.is_dir() and not (p / "labels.csv").is_file() and not _has_images(p):
         raise DataError(f"{option} folder {spec} holds no images; expected class sub-folders of images or a labels.csv")
     if p.is_file() and p.suffix.lower() not in (".csv", ".npz"):

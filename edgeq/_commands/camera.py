@@ -84,10 +84,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     with quiet_native_output():
         model = common.load_model(app_args)
     summary = app.run(app_args, model)
-    if app_args.json:
-        ui.json(summary.to_dict())
-    else:
-        ui.print(Text(summary.text()))  # plain text: labels may contain [brackets] rich would read as markup
+    ui.json_mode = bool(app_args.json)  # the app's own --json (edgeq camera passes every option on)
+    ui.json(summary.to_dict())
+    ui.print(Text(summary.text()))  # plain text: labels may contain [brackets] rich would read as markup
     return 0
 
 

@@ -82,11 +82,11 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    check(args)
     from edgeq._render import conversion_table
     from edgeq.converters import convert
     from edgeq.converters.modes import get_mode
 
-    check(args)
     spec = get_mode(args.mode)
     if spec.warning:
         ui.warn(spec.warning)

@@ -43,20 +43,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._accuracy_render import debug_tables
     from edgeq._io import atomic_write, check_output_path
-    from edgeq.converters.debug import debug
     from edgeq.errors import UsageError
 
     if args.top < 0:
         raise UsageError(f"--top must be 0 (all) or a positive number of rows. Received: {args.top}")
     checks.keras_model(args.model)
     checks.data(args.data)
-    checks.mode(args.mode)
     checks.preprocessing(args)
-    checks.calibration(args.calibration)
     checks.positive(args, "samples")
     csv_out = check_output_path(args.csv, args.force) if args.csv else None
+    checks.mode(args.mode)  # these two import edgeq.converters (not TensorFlow)
+    checks.calibration(args.calibration)
+    from edgeq._accuracy_render import debug_tables
+    from edgeq.converters.debug import debug
+
     with ui.progress():
         report = debug(args.model, args.data, samples=args.samples, seed=args.seed, resize=args.resize,
                        normalize=args.normalize, bgr=args.bgr, calibration=args.calibration, mode=args.mode,

@@ -47,7 +47,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     checks.labelled(args.data)
     if args.reference is not None and not Path(args.reference).exists():
         raise ModelError(f"--reference model not found: {args.reference}; expected a .keras/.h5/SavedModel or .tflite")
-    checks.positive(args, "threads")
     with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
         model = Model(args.model, threads=args.threads)
     with ui.progress():

@@ -52,9 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     from edgeq._qat_render import qat_table
-    from edgeq._render import conversion_table
-    from edgeq.converters.qat import qat
-
     checks.keras_model(args.model)
     checks.labelled(args.train, "--train")
     if args.data is not None:
@@ -64,6 +61,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     checks.preprocessing(args)
     checks.positive(args, "epochs", "batch_size", "samples")
     checks.output(args.out, args.force)
+    from edgeq._render import conversion_table
+    from edgeq.converters.qat import qat
+
     failure = None
     with ui.progress():
         try:

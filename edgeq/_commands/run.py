@@ -61,7 +61,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if save_dir is not None and not save_dir.is_dir():
         raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
     checks.tflite_model(args.model)
-    checks.positive(args, "threads")
     if args.csv:
         checks.output(args.csv, args.force)
     model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
