@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if args.labels is not None:
         checks.labels_file(args.labels)
     checks.preprocessing(args)
-    checks.positive(args, "epochs", "batch_size", "samples")
+    checks.positive(args, "batch_size", "samples")  # --epochs: qat says why it needs at least 1
     checks.output(args.out, args.force)
     from edgeq._render import conversion_table
     from edgeq.converters.qat import qat
