@@ -54,11 +54,11 @@ def eval_tables(result: Any) -> list[Any]:
     for c in result.per_class:
         per_class.add_row(c.name, str(c.samples), str(c.correct), _pct(c.accuracy, 1))
     out.append(per_class)
-    out.append(_confusion(result))
+    out += _confusion(result)
     return out
 
 
-def _confusion(result: Any) -> Any:
+def _confusion(result: Any) -> list[Any]:
     pairs = result.most_confused()
     if len(result.classes) <= MATRIX_MAX_CLASSES:
         matrix = Table(title="Confusion (rows: true class, columns: predicted)", title_justify="left")
@@ -68,15 +68,18 @@ def _confusion(result: Any) -> Any:
         for i, name in enumerate(result.classes):
             cells = [Text(str(n), style="bold" if i == j else ("red" if n else "dim")) for j, n in enumerate(result.confusion[i])]
             matrix.add_row(f"{i} {name}", *cells)
-        if pairs:
-            matrix.caption = "most confused: " + "; ".join(f"{t} → {p} ×{n}" for t, p, n in pairs)
-        return matrix
+        if not pairs:
+            return [matrix]
+        # one line per pair under the matrix: a caption would wrap mid-name at the matrix's width
+        lines = Text("most confused (true → predicted):", style="bold")
+        lines.append("".join(f"\n  {t} → {p}: {n}" for t, p, n in pairs), style="")
+        return [matrix, lines]
     table = Table(title="Most confused (true → predicted)", title_justify="left")
     for col in ("true", "predicted", "count"):
         table.add_column(col)
     for t, p, n in pairs:
         table.add_row(t, p, str(n))
-    return table
+    return [table]
 
 
 # ----------------------------------------------------------------------------------------- debug

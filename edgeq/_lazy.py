@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from types import ModuleType
 
 from edgeq.errors import DependencyMissing
@@ -11,11 +13,31 @@ _CONVERT_HINT = 'pip install "edgeq[convert]" (TensorFlow + Keras; conversion ru
 
 
 def import_optional(module: str, hint: str) -> ModuleType:
-    """Import ``module`` or raise :class:`DependencyMissing` naming ``hint``."""
+    """Import ``module`` or raise :class:`DependencyMissing` naming ``hint``.
+
+    A module that is installed but fails to import (a broken install, a numpy it was not built for) is
+    reported with its own error, on one line, rather than as "not installed".
+    """
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
-        raise DependencyMissing(f"{module} is not installed, and this needs it; install it with: {hint}") from exc
+    except Exception as exc:  # noqa: BLE001 - an extension module may raise anything while it loads
+        if isinstance(exc, ImportError) and not _installed(module):
+            raise DependencyMissing(f"{module} is not installed, and this needs it; install it with: {hint}") from exc
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        if len(reason) > 300:
+            reason = reason[:297] + "..."
+        raise DependencyMissing(f"{module} is installed but fails to import ({reason}); reinstall it with: {hint}") from exc
+
+
+def _installed(module: str) -> bool:
+    """Whether the top-level package of ``module`` is on the path, without importing it."""
+    top = module.partition(".")[0]
+    if sys.modules.get(top, False) is None:  # blocked on purpose (tests set sys.modules[name] = None)
+        return False
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def tensorflow() -> ModuleType:

@@ -153,27 +153,46 @@ def _metric_text(key: str, value: float | None) -> str:
 
 
 def compare_table(result: CompareResult) -> Table:
-    """One row per report × thread count, each metric with its ratio to the baseline row."""
-    table = Table(title="edgeq compare", title_justify="left")
+    """One row per report × thread count, each metric with its ratio to the baseline row.
+
+    p50 and FPS are green or red only when the bootstrap interval of the p50 ratio says the difference is beyond
+    the runs' noise (``verdict``); otherwise their ratio is dim with "≈". Size, which does not vary between runs,
+    is coloured when it differs by more than 2 %; p99 and memory ratios (single noisy figures) stay dim.
+    """
+    devices = {e.device for e in result.entries}
+    one_device = len(devices) == 1
+    title = f"edgeq compare on {escape(next(iter(devices)))}" if one_device else "edgeq compare"
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("device / model · mode · threads")
+    table.add_column("model · mode · threads" if one_device else "device / model · mode · threads")
     for key, (label, unit, _) in COMPARE_METRICS.items():
         table.add_column(f"{label}" + (" ms" if unit == "ms" else ""), justify="right")
     for i, e in enumerate(result.entries):
-        cells = []
-        for key, (_, _, lower_better) in COMPARE_METRICS.items():
-            text = _metric_text(key, e.metrics.get(key))
-            ratio = e.ratios.get(key)
-            if i == result.baseline:
-                cells.append(Text.assemble(text, "\n", ("base", "dim")))
-            elif ratio is not None:
-                better = ratio < 1 if lower_better else ratio > 1
-                style = "dim" if abs(ratio - 1) <= 0.02 else "green" if better else "red"
-                cells.append(Text.assemble(text, "\n", (f"{ratio:.2f}×", style)))
-            else:
-                cells.append(Text(text))
+        cells = [_compare_cell(key, e, i == result.baseline) for key in COMPARE_METRICS]
         marker = Text(str(i + 1) + ("*" if i == result.baseline else ""), style="bold" if i == result.baseline else "")
-        entry = Text.assemble((e.device, "bold"), "\n", (f"{e.model} · {e.mode} · {e.threads} thr", "dim"))
+        parts: list[Any] = [] if one_device else [(e.device, "bold"), "\n"]
+        parts += [f"{e.model} · {e.mode} · {e.threads} thr", *(("\n", (e.name, "dim")) if e.name else ())]
+        entry = Text.assemble(*parts)
         table.add_row(marker, entry, *cells)
-    table.caption = "* baseline; n× = value / baseline's; memory = peak RSS increase of a fresh process"
+    table.caption = ("* baseline; n× = value / baseline's; p50 and FPS in green/red: faster/slower beyond the runs' "
+                     "noise (95 % bootstrap interval of the p50 ratio, in --json), ≈: within it; FPS = 1000 / p50; "
+                     "memory: peak RSS increase of a fresh process")
+    table.caption_justify = "left"
     return table
+
+
+def _compare_cell(key: str, e: Any, baseline: bool) -> Text:
+    text = _metric_text(key, e.metrics.get(key))
+    ratio = e.ratios.get(key)
+    if baseline:
+        return Text.assemble(text, "\n", ("base", "dim"))
+    if ratio is None:
+        return Text(text)
+    if key in ("p50_ms", "fps"):
+        style = {"faster": "green", "slower": "red"}.get(e.verdict or "", "dim")
+        mark = "≈" if e.verdict in ("same", None) else ""
+        return Text.assemble(text, "\n", (f"{mark}{ratio:.2f}×", style))
+    style = "dim"
+    if key == "size_bytes" and abs(ratio - 1) > 0.02:
+        style = "green" if ratio < 1 else "red"
+    return Text.assemble(text, "\n", (f"{ratio:.2f}×", style))

@@ -93,22 +93,66 @@ def outputs_table(title: str, outputs: dict[str, Any]) -> Table:
     return table
 
 
+def run_table(records: Sequence[dict[str, Any]], classifier: bool) -> Table:
+    """``edgeq run`` on several inputs: one row per input (classifiers: top label and score), latency last."""
+    table = Table(title=f"{len(records)} inputs", title_justify="left", min_width=12)
+    table.add_column("input", overflow="fold")
+    if classifier:
+        table.add_column("label")
+        table.add_column("score", justify="right")
+    else:
+        for col in ("output", "shape", "min", "max", "mean"):
+            table.add_column(col, justify="left" if col in ("output", "shape") else "right")
+    table.add_column("ms", justify="right")
+    for r in records:
+        ms = f"{r['latency_ms']:.2f}"
+        if classifier:
+            label, score = r["top"][0]
+            table.add_row(r["input"], label, f"{score:.4f}", ms)
+            continue
+        for i, (name, arr) in enumerate(r["outputs"].items()):
+            table.add_row(r["input"] if i == 0 else "", name, str(list(arr.shape)), fmt(float(arr.min())),
+                          fmt(float(arr.max())), fmt(float(arr.mean())), ms if i == 0 else "")
+    return table
+
+
+def run_summary_table(records: Sequence[dict[str, Any]]) -> Table:
+    """How many inputs each class was the top label of, most frequent first, with the mean top score."""
+    counts: dict[str, list[float]] = {}
+    for r in records:
+        label, score = r["top"][0]
+        counts.setdefault(label, []).append(score)
+    table = Table(title="Top label per class", title_justify="left", min_width=20)
+    for col, justify in (("label", "left"), ("inputs", "right"), ("share", "right"), ("mean score", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for label, scores in sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        table.add_row(label, str(len(scores)), f"{len(scores) / len(records) * 100:.1f} %", f"{sum(scores) / len(scores):.4f}")
+    return table
+
+
 def demo_table(result: Any) -> Table:
     """The one table of ``edgeq demo``: size, accuracy and latency, float vs int8."""
-    table = Table(title=f"edgeq demo: Fashion-MNIST sample ({result.samples} labelled images)", title_justify="left")
+    params = f", {result.params:,} parameters" if result.params else ""
+    title = f"edgeq demo: the Fashion-MNIST CNN{params}, on {result.samples} labelled images"
+    table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("model")
     table.add_column("size", justify="right")
     table.add_column("top-1 accuracy", justify="right")
     table.add_column("latency p50", justify="right")
     if result.float_accuracy is not None:
         table.add_row("Keras float32", human_bytes(result.float_size), f"{result.float_accuracy * 100:.2f} %", "—")
-    drop = ""
+    drop = ratio = ""
     if result.float_accuracy is not None:
         drop = f" ({(result.int8_accuracy - result.float_accuracy) * 100:+.2f} pts)"
-    table.add_row(f"TFLite int8 ({result.backend}, {result.threads} thr)", human_bytes(result.int8_size),
+    if result.float_size:
+        ratio = f" ({result.int8_size / result.float_size:.2f}x)"
+    table.add_row("TFLite int8", human_bytes(result.int8_size) + ratio,
                   f"{result.int8_accuracy * 100:.2f} %{drop}", f"{result.latency_ms_p50:.3f} ms")
+    caption = [f"latency: {result.backend}, {result.threads} thread(s)"]
     if result.verification:
         v = result.verification
-        table.caption = (f"verified on {v['samples']} held-out images: top-1 agreement {v['agreement'] * 100:.1f} %, "
-                         f"SQNR {v['sqnr_db']:.1f} dB")
+        caption.insert(0, f"verified on {v['samples']} held-out images: top-1 agreement {v['agreement'] * 100:.1f} %, "
+                          f"SQNR {v['sqnr_db']:.1f} dB")
+    table.caption = "\n".join(caption)
+    table.caption_justify = "left"
     return table

@@ -33,24 +33,45 @@ class _RichReporter:
 class UI:
     """Rendering for one CLI invocation; ``json_mode`` keeps stdout machine-readable."""
 
-    def __init__(self, json_mode: bool = False) -> None:
+    def __init__(self, json_mode: bool = False, json_out: str | None = None, force: bool = False) -> None:
         self.json_mode = json_mode
+        self.json_out, self.force = json_out, force
         self.out = Console(soft_wrap=False)
         self.err = Console(stderr=True)
 
-    def print(self, *renderables: Any) -> None:
+    def print(self, *renderables: Any, soft_wrap: bool = False) -> None:
+        """Print results on stdout (not in ``--json`` mode); ``soft_wrap`` leaves long lines whole (commands to paste)."""
         if not self.json_mode:
-            self.out.print(*renderables)
+            self.out.print(*renderables, soft_wrap=soft_wrap)
+
+    @property
+    def wants_json(self) -> bool:
+        """Whether ``--json`` or ``--json-out`` asked for the result as JSON."""
+        return self.json_mode or bool(self.json_out)
 
     def json(self, obj: Any) -> None:
-        sys.stdout.write(json.dumps(obj, indent=2, default=_jsonable) + "\n")
-        sys.stdout.flush()
+        """Print ``obj`` as JSON with ``--json``; write it (atomically) to the ``--json-out`` file if given."""
+        if self.wants_json:
+            self.json_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+    def json_text(self, text: str | bytes, what: str = "JSON", detail: str = "") -> None:
+        """Print ready JSON text (e.g. JSON lines) on stdout with ``--json``, and/or write it to ``--json-out``."""
+        if isinstance(text, bytes):
+            text = text.decode()
+        if self.json_out:
+            from edgeq._io import atomic_write
+
+            atomic_write(self.json_out, text.encode(), force=self.force)
+            self.status(f"{what} written to {self.json_out}{detail}")
+        if self.json_mode:
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
     def status(self, message: str) -> None:
-        self.err.print(escape(message), style="dim", highlight=False)
+        self.err.print(escape(message), style="dim", highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+        self.err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
     def error(self, message: str) -> None:
         self.err.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
@@ -63,7 +84,7 @@ class UI:
         """Show a progress bar on stderr for the library steps run inside the block."""
         progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.err, transient=False, disable=not self.err.is_terminal,
+            console=self.err, transient=True, disable=not self.err.is_terminal,  # bars vanish when done: no stray lines
         )
         with progress, reporting(_RichReporter(progress)):
             yield

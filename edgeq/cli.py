@@ -8,6 +8,11 @@ maps errors to exit statuses:
   ``exit_code`` (2 for bad input, 1 for a failed check);
 * Ctrl-C exits 130 and SIGTERM 143, after the command's own clean-up has run;
 * anything else is a bug: one line, exit 1, and the traceback with ``--debug``.
+
+Parsing is forgiving in the ways users expect: options and positionals may be intermixed
+(``edgeq run M --top 3 photo.jpg``), ``--debug`` may stand anywhere, and an option's value may start
+with ``-`` (``--normalize -1,1``). A command module may define ``parse(parser, tokens)`` to parse its
+own tokens (``camera`` passes most of them on to its app).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import importlib
 import signal
 import sys
+import warnings
 from typing import Sequence
 
 from edgeq._version import __version__
@@ -33,7 +39,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` one command (its module alone is imported: a faster start)."""
     parser = argparse.ArgumentParser(
         prog="edgeq",
         description="Convert Keras models to int8 TFLite, run and profile them on edge devices.",
@@ -42,23 +49,76 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgeq {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         importlib.import_module(f"edgeq._commands.{name}").register(sub)
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse a command line (``sys.argv[1:]`` by default); exits 2 on a usage error, as argparse does."""
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    end = tokens.index("--") if "--" in tokens else len(tokens)
+    debug = "--debug" in tokens[:end]
+    tokens = [t for t in tokens[:end] if t != "--debug"] + tokens[end:]
+    if not tokens or tokens[0] not in COMMANDS:
+        args = build_parser().parse_args(tokens)  # --help, --version, a misspelt command
+        args.debug = debug
+        return args
+    name = tokens[0]
+    parser = build_parser(only=name)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    custom = getattr(importlib.import_module(f"edgeq._commands.{name}"), "parse", None)
+    rest = join_dash_values(sub, tokens[1:])
+    args = custom(sub, rest) if custom else sub.parse_intermixed_args(rest)
+    args.command, args.debug = name, debug
+    return args
+
+
+def join_dash_values(parser: argparse.ArgumentParser, tokens: list[str]) -> list[str]:
+    """Write ``--opt -1,1`` as ``--opt=-1,1`` for options taking one value, so argparse takes it as the value.
+
+    argparse reads any token starting with ``-`` as an option unless it is a plain negative number; a value
+    is joined only when it is not itself one of the parser's options (``--out --force`` still fails).
+    """
+    takes_value = {opt for a in parser._actions if a.option_strings and a.nargs is None
+                   and not isinstance(a, (argparse._StoreConstAction, argparse._HelpAction, argparse._VersionAction))
+                   for opt in a.option_strings}
+    known = {opt for a in parser._actions for opt in a.option_strings}
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--":
+            out += tokens[i:]
+            break
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if token in takes_value and nxt and nxt.startswith("-") and nxt != "-" and nxt.split("=")[0] not in known:
+            out.append(f"{token}={nxt}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgeq`` console script and ``python -m edgeq``."""
     from edgeq._ui import UI
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
+    # Keras warns when edgeq feeds a one-input model a list; the feeding is deliberate and the output right
+    warnings.filterwarnings("ignore", message=r"The structure of `inputs` doesn't match the expected structure")
     if not getattr(args, "func", None):
-        parser.print_help()
+        build_parser().print_help()
         return 2
-    ui = UI(json_mode=bool(getattr(args, "json", False)))
+    ui = UI(json_mode=bool(getattr(args, "json", False)), json_out=getattr(args, "json_out", None),
+            force=bool(getattr(args, "force", False)))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if ui.json_out:
+            from edgeq._io import check_output_path
+
+            check_output_path(ui.json_out, ui.force)  # before any work: a typo costs a second, not a conversion
         return int(args.func(args, ui) or 0)
     except EdgeqError as exc:
         ui.error(f"{type(exc).__name__}: {exc}")

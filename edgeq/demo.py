@@ -40,6 +40,10 @@ class DemoResult:
     latency_ms_p50: float
     float_accuracy: float | None = None
     float_size: int | None = None
+    #: the Keras model's parameter count (from the model when converted, else the sample's training.json)
+    params: int | None = None
+    #: the sample's folder (model.keras, calib/, eval/, labels.txt), kept after the demo
+    sample: str = ""
     verification: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -68,7 +72,7 @@ def run_demo(sample: str | os.PathLike | None = None, threads: int | None = None
         convert = importlib.util.find_spec("tensorflow") is not None
         if not convert:
             notes.append('TensorFlow is not installed: ran the committed int8 model (pip install "edgeq[convert]" to convert)')
-    float_accuracy = float_size = verification = None
+    float_accuracy = float_size = verification = params = None
     with tempfile.TemporaryDirectory(prefix="edgeq-demo-") as tmp:
         if convert:
             from edgeq.converters import convert as convert_model
@@ -84,8 +88,10 @@ def run_demo(sample: str | os.PathLike | None = None, threads: int | None = None
             float_accuracy = top1_accuracy(lambda p: source.predict([image_to_array(p, pp)[None]])[0],
                                            eval_set.paths, eval_set.labels, "Float accuracy")
             float_size = source.size_bytes()
+            params = int(source.keras_model.count_params()) if source.keras_model is not None else None
         else:
             model_path = root / "model_int8.tflite"
+            params = _recorded_params(root)
         model = Model(model_path, threads=threads)
         int8_accuracy = top1_accuracy(lambda p: next(iter(model.predict(p).values())), eval_set.paths, eval_set.labels,
                                       "Int8 accuracy")
@@ -99,5 +105,29 @@ def run_demo(sample: str | os.PathLike | None = None, threads: int | None = None
         converted=convert, backend=f"{model.backend.name} {model.backend.version}", threads=model.threads,
         samples=len(eval_set.paths), int8_accuracy=int8_accuracy, int8_size=model.size_bytes,
         latency_ms_p50=statistics.median(times) * 1000, float_accuracy=float_accuracy, float_size=float_size,
-        verification=verification, notes=notes,
+        verification=verification, notes=notes, params=params, sample=str(root),
     )
+
+
+def _recorded_params(root: Path) -> int | None:
+    """The parameter count ``make_fashion_mnist.py`` recorded in ``training.json`` (no TensorFlow needed)."""
+    import json
+
+    try:
+        return int(json.loads((root / "training.json").read_text())["param_count"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def next_commands(sample: str | os.PathLike) -> list[str]:
+    """Three commands to try after the demo, on the sample's own files (paths quoted for a POSIX shell)."""
+    import shlex
+
+    root = Path(sample)
+    q = lambda p: shlex.quote(str(p))  # noqa: E731
+    return [
+        f"edgeq convert {q(root / 'model.keras')} --data {q(root / 'calib')} --labels {q(root / 'labels.txt')} "
+        "--out fashion_int8.tflite",
+        f"edgeq run fashion_int8.tflite {q(root / 'eval')} --csv predictions.csv",
+        f"edgeq eval fashion_int8.tflite --data {q(root / 'eval')} --reference {q(root / 'model.keras')}",
+    ]

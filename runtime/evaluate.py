@@ -463,7 +463,11 @@ def evaluate(
                          f"{[list(s.shape) for s in model.outputs]}")
     classes = int(out_shape[1])
     labelled = read_labelled(data, model.labels, classes)
-    names = tuple(model.labels) if len(model.labels) == classes else tuple(str(i) for i in range(classes))
+    if len(model.labels) == classes:
+        names = tuple(model.labels)
+    else:  # no labels in the model: name each class as the data does, where a data class maps to it
+        by_index = {i: name for name, i in labelled.data_classes}
+        names = tuple(by_index.get(i, str(i)) for i in range(classes))
     k = min(5, classes)
     scores, ref_scores = _Scores(classes, k), _Scores(classes, k)
     agree = 0

@@ -12,6 +12,7 @@ import numpy as np
 
 from edgeq._flatbuffer import TFLiteFile, parse
 from edgeq._io import read_model_bytes
+from edgeq._native import quiet_native_output
 from edgeq.errors import DataError, DeviceError, InferenceError, ModelError, UsageError
 from edgeq.metadata import METADATA_NAME, ModelMetadata, Preprocess
 from edgeq.runtime.backend import Backend, get_backend
@@ -142,9 +143,10 @@ class Model:
         XNNPACK may refuse; the first :meth:`predict` resizes them to the real input and allocates then.
         """
         try:
-            self.interpreter = self.backend.Interpreter(
-                model_content=self._data, num_threads=self.threads, experimental_delegates=self._delegates
-            )
+            with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
+                self.interpreter = self.backend.Interpreter(
+                    model_content=self._data, num_threads=self.threads, experimental_delegates=self._delegates
+                )
             if not self._dynamic_in_file():  # before any signature runner: it pins the interpreter's tensors
                 self.interpreter.allocate_tensors()
             self._bind_signature(self._signature_request)

@@ -450,7 +450,7 @@ def _finite(obj: Any) -> Any:
 
 
 def load_report(path: str | os.PathLike) -> ProfileReport:
-    """Read a report file written by ``edgeq profile --json OUT`` (or ``ProfileReport.to_json``).
+    """Read a report file written by ``edgeq profile --json-out OUT`` (or ``ProfileReport.to_json``).
 
     Raises:
         DataError: the file is missing, not JSON, or not an edgeq profile report of this schema version.
@@ -468,7 +468,7 @@ def load_report(path: str | os.PathLike) -> ProfileReport:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(
-            f"{path} is not JSON ({exc}); expected a report written by 'edgeq profile --json OUT'"
+            f"{path} is not JSON ({exc}); expected a report written by 'edgeq profile --json-out OUT'"
         ) from None
     return ProfileReport.from_dict(data, name=str(path))
 
@@ -529,10 +529,51 @@ def report_from_timings(
 COMPARE_METRICS: dict[str, tuple[str, str, bool]] = {
     "p50_ms": ("p50", "ms", True),
     "p99_ms": ("p99", "ms", True),
-    "fps": ("FPS", "1/s", False),
+    "fps": ("FPS", "1/s", False),  # 1000 / p50: an outlier cannot halve it, as it would 1000 / mean
     "peak_rss_delta_bytes": ("memory", "bytes", True),
     "size_bytes": ("size", "bytes", True),
 }
+
+
+#: bootstrap resamples behind a p50 ratio's confidence interval
+BOOTSTRAP_ROUNDS = 1000
+#: the interval's coverage
+CONFIDENCE = 0.95
+#: below this relative difference of the p50s two entries are "the same" even when the interval excludes 1
+PRACTICAL_DIFFERENCE = 0.02
+
+
+def p50_ratio_interval(timings: Sequence[float], baseline: Sequence[float], seed: int = 0) -> tuple[float, float] | None:
+    """A bootstrap confidence interval (:data:`CONFIDENCE`) of ``median(timings) / median(baseline)``.
+
+    Each side's timings are resampled with replacement :data:`BOOTSTRAP_ROUNDS` times; the interval is the
+    percentiles of the resampled ratios. ``None`` with fewer than 5 timings on either side (no noise estimate).
+    """
+    a, b = np.asarray(timings, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.size < 5 or b.size < 5:
+        return None
+    rng = np.random.default_rng(seed)
+    ratios = (np.median(a[rng.integers(0, a.size, (BOOTSTRAP_ROUNDS, a.size))], axis=1)
+              / np.median(b[rng.integers(0, b.size, (BOOTSTRAP_ROUNDS, b.size))], axis=1))
+    tail = (1 - CONFIDENCE) / 2 * 100
+    lo, hi = np.percentile(ratios, [tail, 100 - tail])
+    return round(float(lo), 4), round(float(hi), 4)
+
+
+def verdict(ratio: float | None, interval: tuple[float, float] | None) -> str | None:
+    """``faster``/``slower`` than the baseline when the whole interval is beyond the noise, else ``same``.
+
+    ``None`` when there is nothing to judge (the baseline itself, or no timings). A difference counts only when
+    the p50 ratio's interval excludes 1 and the ratio differs from 1 by more than :data:`PRACTICAL_DIFFERENCE`.
+    """
+    if ratio is None or interval is None:
+        return None
+    lo, hi = interval
+    if hi < 1 and ratio < 1 - PRACTICAL_DIFFERENCE:
+        return "faster"
+    if lo > 1 and ratio > 1 + PRACTICAL_DIFFERENCE:
+        return "slower"
+    return "same"
 
 
 @dataclass(frozen=True)
@@ -540,6 +581,8 @@ class CompareEntry:
     """One column of a comparison: one report at one thread count.
 
     ``ratios`` holds each metric divided by the baseline entry's (``None`` when either is unknown).
+    ``p50_interval`` is the bootstrap interval of the p50 ratio and ``verdict`` what it says
+    (``faster``, ``slower`` or ``same``; ``None`` for the baseline). ``name`` is the report's file name.
     """
 
     source: str
@@ -553,16 +596,20 @@ class CompareEntry:
     timings_ms: tuple[float, ...]
     latency: LatencyStats
     host: str | None = None
+    name: str = ""
+    p50_interval: tuple[float, float] | None = None
+    verdict: str | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.device} · {self.model} · {self.mode} · {self.threads} thr"
+        return f"{self.device} · {self.model} · {self.mode} · {self.threads} thr" + (f" · {self.name}" if self.name else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "device": self.device, "model": self.model, "mode": self.mode,
+            "source": self.source, "name": self.name, "device": self.device, "model": self.model, "mode": self.mode,
             "threads": self.threads, "backend": self.backend, "metrics": dict(self.metrics),
-            "ratios": dict(self.ratios), "latency": self.latency.to_dict(), "host": self.host,
+            "ratios": dict(self.ratios), "p50_interval": list(self.p50_interval) if self.p50_interval else None,
+            "verdict": self.verdict, "latency": self.latency.to_dict(), "host": self.host,
         }
 
 
@@ -613,7 +660,7 @@ def compare(
         UsageError: no reports, or ``baseline`` is not an entry.
     """
     if not reports:
-        raise UsageError("compare needs at least one report; give report files written by 'edgeq profile --json OUT'")
+        raise UsageError("compare needs at least one report; give report files written by 'edgeq profile --json-out FILE'")
     loaded = [r if isinstance(r, ProfileReport) else load_report(r) for r in reports]
     sources = [str(r) if not isinstance(r, ProfileReport) else r.host or r.model.name for r in reports]
     rows: list[tuple[str, ProfileReport, ThreadResult]] = []
@@ -628,21 +675,25 @@ def compare(
 
     def metrics(rep: ProfileReport, res: ThreadResult) -> dict[str, float | None]:
         return {
-            "p50_ms": res.latency.p50_ms, "p99_ms": res.latency.p99_ms, "fps": res.latency.fps,
+            "p50_ms": res.latency.p50_ms, "p99_ms": res.latency.p99_ms,
+            "fps": round(1000.0 / res.latency.p50_ms, 3) if res.latency.p50_ms > 0 else None,
             "peak_rss_delta_bytes": float(res.memory.peak_rss_delta_bytes) if res.memory else None,
             "size_bytes": float(rep.model.size_bytes),
         }
 
     base = metrics(rows[baseline][1], rows[baseline][2])
+    base_timings = rows[baseline][2].timings_ms
     entries = []
-    for src, rep, res in rows:
+    for i, (src, rep, res) in enumerate(rows):
         m = metrics(rep, res)
         ratios = {k: (round(v / base[k], 4) if v is not None and base[k] else None) for k, v in m.items()}
+        interval = None if i == baseline else p50_ratio_interval(res.timings_ms, base_timings, seed=i)
         entries.append(CompareEntry(
             source=src, device=f"{rep.host} · {device_label(rep.device)}" if rep.host else device_label(rep.device),
             model=rep.model.name, mode=rep.model.mode, threads=res.threads,
             backend=f"{rep.backend.get('name', '?')} {rep.backend.get('version', '')}".strip(), metrics=m,
-            ratios=ratios, timings_ms=res.timings_ms, latency=res.latency, host=rep.host,
+            ratios=ratios, timings_ms=res.timings_ms, latency=res.latency, host=rep.host, name=Path(src).name,
+            p50_interval=interval, verdict=verdict(ratios["p50_ms"], interval),
         ))
     notes = []
     hashes: dict[str, set[str]] = {}

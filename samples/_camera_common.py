@@ -37,7 +37,7 @@ from edgeq.runtime.report import report_from_timings
 
 try:
     import cv2
-except ImportError:  # run_loop() says what to install
+except Exception:  # missing or broken (e.g. built for another numpy): edgeq camera shows the import error
     cv2 = None
 
 WHITE, GREEN = (255, 255, 255), (60, 220, 60)  # RGB: frames are RGB until they are shown or written

@@ -30,7 +30,7 @@ def add_host_options(parser: argparse.ArgumentParser, charts: bool = False) -> N
     g = parser.add_argument_group(
         "many boards over SSH (pip install \"edgeq[fleet]\")",
         "The board's own edgeq runs the command on a copy of the model and inputs; one failing board is one "
-        "FAILED line and exit 1." + (" With --host, --json OUT is a folder of one report per board (HOST.json)."
+        "FAILED line and exit 1." + (" With --host, --json-out DIR is a folder of one report per board (HOST.json)."
                                        if charts else ""))
     g.add_argument("--host", action="append", metavar="USER@HOST[:PORT]",
                    help="run on this board over SSH instead of here (repeatable; ~/.ssh/config names work)")
@@ -79,7 +79,7 @@ def forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace, skip: I
     """
     from edgeq._fleet import Upload
 
-    skipped, upload = set(skip) | HOST_DESTS | {"help", "func", "json"}, set(uploads)
+    skipped, upload = set(skip) | HOST_DESTS | {"help", "func", "json", "json_out", "csv"}, set(uploads)
     words: list[Any] = []
     for action in parser._actions:
         value = getattr(args, action.dest, None)
@@ -140,16 +140,16 @@ def profile_on_hosts(args: argparse.Namespace, ui: UI) -> int:
 
     hosts, settings = _fleet(args)
     charts = [(kind, check_output_path(path, args.force)) for kind, path in (("html", args.html), ("png", args.png)) if path]
-    folder = None if args.report in (None, "-") else Path(args.report)
+    folder = Path(args.json_out) if args.json_out else None
+    ui.json_out = None  # with --host, --json-out names a folder of reports, written below
     if folder is not None:
         if folder.exists() and not folder.is_dir():
-            raise UsageError(f"with --host, --json OUT is a folder for one report per board. Received: {folder} (a file)")
+            raise UsageError(f"with --host, --json-out DIR is a folder for one report per board. Received: {folder} (a file)")
         for host in hosts:
             if (folder / _file_name(host.name)).exists() and not args.force:
                 raise UsageError(f"{folder / _file_name(host.name)} exists; pass --force to overwrite it")
-    ui.json_mode = args.report == "-"
-    remote = ["profile", _model(args.model), *forwarded(args.host_parser, args, {"model", "report", "force"}, uploads={"input"}),
-              "--json", "-"]
+    remote = ["profile", _model(args.model), *forwarded(args.host_parser, args, {"model", "json_out", "force"}, uploads={"input"}),
+              "--json"]
     with ui.progress():
         outcomes = run_on_hosts(hosts, RemoteCommand(tuple(remote), args.remote_edgeq), settings, args.parallel, args.timeout)
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from edgeq._commands import _checks as checks
 from edgeq._ui import UI
 from edgeq.errors import DataError
 
@@ -36,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a .tflite model on live frames: a webcam, a Raspberry Pi camera, a stream URL, a video file "
         "or a folder of images. Classifiers (one [1, K] output) get the top labels, SSD detectors (boxes, classes, "
         "scores, count) get boxes; every frame shows the inference time and FPS. Capture runs in its own thread and "
-        "drops the frames the model is too slow for. This runs samples/camera_classify.py or camera_detect.py.",
+        "drops the frames the model is too slow for. It runs the camera app that fits the model, camera_classify.py or "
+        "camera_detect.py: plain scripts on the public API, installed inside the edgeq package (edgeq/_samples/ in "
+        "site-packages; samples/ in a source checkout), to copy as a starting point.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="a .tflite classifier or SSD detection model")
@@ -44,28 +47,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def parse(parser: argparse.ArgumentParser, tokens: list[str]) -> argparse.Namespace:
+    """Find MODEL among the app's options (``--source X MODEL`` works too) and pass the rest on in order.
+
+    The model is the first token that is neither an option nor an option's value; every option of the apps
+    takes a value except the flags of the shared parser (``--headless``, ``--json``, …).
+    """
+    flags = {opt for a in _load_sample("_camera_common").build_parser(None, "", "")._actions
+             if a.option_strings and a.nargs == 0 for opt in a.option_strings}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("-") or token == "-":
+            return parser.parse_args([token, *tokens[:i], *tokens[i + 1:]])
+        i += 1 if token in flags or "=" in token else 2
+    return parser.parse_args(tokens)
+
+
 def run(args: argparse.Namespace, ui: UI) -> int:
     from rich.text import Text
 
     from edgeq._lazy import import_optional
+    from edgeq.cli import join_dash_values
     from edgeq._native import quiet_native_output
     from edgeq.runtime import Model
     from edgeq.runtime.capture import CAMERA_HINT
 
+    checks.tflite_model(args.model)
     import_optional("cv2", CAMERA_HINT)
     common = _load_sample("_camera_common")
     with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
         task = common.task_of(Model(args.model, threads=1))
     app = _load_sample(f"camera_{task}")
-    app_args = app.parse_args([args.model, *args.options], prog="edgeq camera")
+    options = join_dash_values(common.build_parser(None, "", ""), args.options)  # --normalize -1,1
+    app_args = app.parse_args([args.model, *options], prog="edgeq camera")
     common.check_args(app_args)
     with quiet_native_output():
         model = common.load_model(app_args)
     summary = app.run(app_args, model)
-    if app_args.json:
-        ui.json(summary.to_dict())
-    else:
-        ui.print(Text(summary.text()))  # plain text: labels may contain [brackets] rich would read as markup
+    ui.json_mode = bool(app_args.json)  # the app's own --json (edgeq camera passes every option on)
+    ui.json(summary.to_dict())
+    ui.print(Text(summary.text()))  # plain text: labels may contain [brackets] rich would read as markup
     return 0
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
 from edgeq.errors import UsageError
 
 EXAMPLES = """examples:
-  edgeq profile model_int8.tflite --json pi5.json          # on each device first
+  edgeq profile model_int8.tflite --json-out pi5.json      # on each device first
   edgeq compare pi4.json pi5.json
   edgeq compare fp32.json int8.json --baseline 2 --threads 1
   edgeq compare *.json --html compare.html --png compare.png
@@ -20,12 +21,12 @@ EXAMPLES = """examples:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare", help="compare profile reports (devices × models × modes × threads)",
-        description="Put reports written by 'edgeq profile --json OUT' side by side: p50/p99 latency, FPS, memory "
+        description="Put reports written by 'edgeq profile --json-out FILE' side by side: p50/p99 latency, FPS, memory "
         "and size of each report and thread count, with the ratio to a baseline column; optionally draw them as a "
         "PNG and a self-contained HTML page.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("reports", nargs="+", metavar="REPORT.json", help="report files written by edgeq profile --json")
+    p.add_argument("reports", nargs="+", metavar="REPORT.json", help="report files written by edgeq profile --json-out")
     p.add_argument("--baseline", type=int, default=1, metavar="N",
                    help="the row the ratios are taken against, counted from 1 in table order (default 1)")
     p.add_argument("--threads", type=int, action="append", metavar="N",
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page")
     p.add_argument("--png", metavar="OUT.png", help="also write a PNG chart")
     p.add_argument("--force", action="store_true", help="overwrite --html/--png outputs that exist")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    add_json_options(p)
     p.set_defaults(func=run)
 
 
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             data = render_html(result, title=titles(result.entries), generated=stamp).encode()
         atomic_write(out, data, force=args.force)
         ui.status(f"{kind.upper()} written to {out}")
+    ui.json(result)
     if ui.json_mode:
-        ui.json(result)
         return 0
     ui.print(compare_table(result))
     for note in result.notes:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgeq._commands import _checks as checks
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
 from edgeq.errors import CheckFailed
 
@@ -59,11 +61,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--mode int4-weights: one scale per N input values of fully connected / embedding weights "
                    "(32, 64, 128 or 256; default: one per output channel)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_options(p)
     p.set_defaults(func=run)
 
 
+def check(args: argparse.Namespace) -> None:
+    """Every path and option, before TensorFlow is imported (a typo costs a second, not a model load)."""
+    checks.keras_model(args.model)
+    if args.data is not None:
+        checks.data(args.data)
+    if args.eval_data is not None:
+        checks.labelled(args.eval_data, "--eval-data")
+    if args.labels is not None:
+        checks.labels_file(args.labels)
+    checks.output(args.out, args.force)
+    checks.preprocessing(args)
+    checks.positive(args, "samples", "block_size")
+    checks.mode(args.mode)  # these two import edgeq.converters (not TensorFlow): ~0.4 s
+    checks.calibration(args.calibration)
+
+
 def run(args: argparse.Namespace, ui: UI) -> int:
+    check(args)
     from edgeq._render import conversion_table
     from edgeq.converters import convert
     from edgeq.converters.modes import get_mode
@@ -83,9 +102,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             )
         except CheckFailed as exc:
             failure, result = exc, exc.result  # type: ignore[attr-defined]
-    if ui.json_mode:
-        ui.json(result.to_dict())
-    else:
+    ui.json(result.to_dict())
+    if not ui.json_mode:
         ui.print(conversion_table(result))
         if result.fallback is not None:
             from edgeq._accuracy_render import fallback_tables

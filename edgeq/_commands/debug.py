@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from edgeq._commands import _checks as checks
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
 
 EXAMPLES = """examples:
@@ -35,31 +38,72 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=20, help="rows to print (default 20; 0 = all)")
     p.add_argument("--csv", metavar="OUT", help="also write every layer's row to this CSV file")
     p.add_argument("--force", action="store_true", help="overwrite the --csv file if it exists")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._accuracy_render import debug_tables
     from edgeq._io import atomic_write, check_output_path
-    from edgeq.converters.debug import debug
     from edgeq.errors import UsageError
 
     if args.top < 0:
         raise UsageError(f"--top must be 0 (all) or a positive number of rows. Received: {args.top}")
+    checks.keras_model(args.model)
+    checks.data(args.data)
+    checks.preprocessing(args)
+    checks.positive(args, "samples")
     csv_out = check_output_path(args.csv, args.force) if args.csv else None
+    checks.mode(args.mode)  # these two import edgeq.converters (not TensorFlow)
+    checks.calibration(args.calibration)
+    from edgeq._accuracy_render import debug_tables
+    from edgeq.converters.debug import debug
+
     with ui.progress():
         report = debug(args.model, args.data, samples=args.samples, seed=args.seed, resize=args.resize,
                        normalize=args.normalize, bgr=args.bgr, calibration=args.calibration, mode=args.mode,
                        keep_float=args.keep_float)
+    if report.suggestions:
+        report.command = convert_command(args, [r.name for r in report.suggestions])
     if csv_out is not None:
         atomic_write(csv_out, report.to_csv().encode(), force=args.force)
-    if ui.json_mode:
-        ui.json(report.to_dict())
-    else:
+    ui.json(report.to_dict())
+    if not ui.json_mode:
         ui.print(*debug_tables(report, args.top or None))
     for note in report.notes:
         ui.warn(note)
     if csv_out is not None:
         ui.status(f"wrote {len(report.layers)} rows to {csv_out}")
     return 0
+
+
+def convert_command(args: argparse.Namespace, suggested: list[str]) -> str:
+    """The ``edgeq convert`` command that repeats this debug run's settings and keeps ``suggested`` in float.
+
+    Every option that changes the result (data, preprocessing, mode, calibration, sampling) is repeated, so the
+    converted model is the one that was debugged; ``--out`` names a file that does not exist yet.
+    """
+    import shlex
+
+    from edgeq.converters.fallback import split_names
+
+    keep = ",".join(dict.fromkeys([*split_names(args.keep_float), *suggested]))
+    parts = ["edgeq", "convert", args.model, "--data", args.data]
+    defaults = {"mode": "int8", "samples": 200, "seed": 0, "resize": "stretch", "normalize": "0,1", "calibration": "minmax"}
+    for name, default in defaults.items():
+        value = getattr(args, name)
+        if str(value) != str(default):
+            parts += [f"--{name}", str(value)]
+    if args.bgr:
+        parts.append("--bgr")
+    parts += ["--keep-float", keep, "--out", _free_name(Path(args.model))]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _free_name(model: Path) -> str:
+    """``model_int8.tflite`` beside the current folder, or ``model_int8_2.tflite``… if that exists."""
+    stem = model.stem if model.suffix else model.name
+    n, name = 1, f"{stem}_int8.tflite"
+    while Path(name).exists():
+        n += 1
+        name = f"{stem}_int8_{n}.tflite"
+    return name

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgeq._commands._hosts import add_host_options, devices_on_hosts, wants_hosts
+from edgeq._commands._options import add_json_options
 from edgeq.devices import BoardProfile, Device, LiveState, current, detect, known_profiles, profile_for
 from edgeq.errors import UsageError
 
@@ -37,7 +38,7 @@ def register(subparsers: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_json_options(parser)
     parser.add_argument("--list", action="store_true", help="list the known board profiles")
     parser.add_argument("--root", default="/", metavar="DIR",
                         help="read /proc, /sys, /dev and /etc below DIR instead of / (a recorded tree)")
@@ -51,15 +52,15 @@ def run(args: argparse.Namespace, ui: Any) -> int:
         return devices_on_hosts(args, ui)
     if args.list:
         profiles = known_profiles()
-        ui.json([p.to_dict() for p in profiles]) if ui.json_mode else ui.print(boards_table(profiles))
+        ui.json([p.to_dict() for p in profiles])
+        ui.print(boards_table(profiles))
         return 0
     if not Path(args.root).is_dir():
         raise UsageError(f"--root must be a folder holding proc/, sys/ and etc/. Received: --root {args.root}")
     device = current() if Path(args.root) == Path("/") else detect(args.root)
     profile, live = profile_for(device), device.live()
-    if ui.json_mode:
-        ui.json({"device": device.to_dict(), "live": live.to_dict(), "profile": profile.to_dict()})
-    else:
+    ui.json({"device": device.to_dict(), "live": live.to_dict(), "profile": profile.to_dict()})
+    if not ui.json_mode:
         ui.print(device_table(device, live), profile_view(profile, device.arch))
     return 0
 

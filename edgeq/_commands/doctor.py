@@ -8,6 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from edgeq._commands._options import add_json_options
 from edgeq.devices import DoctorReport, Status, run_doctor
 
 STATUS_STYLES = {Status.OK: "[green]ok[/]", Status.WARN: "[yellow]warn[/]", Status.FAIL: "[red]fail[/]"}
@@ -31,16 +32,18 @@ def register(subparsers: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, ui: Any) -> int:
     """Run the checks, print them, and return 1 if any failed."""
-    report = run_doctor()
-    if ui.json_mode:
-        ui.json(report.to_dict())
-    else:
+    from edgeq._native import quiet_native_output
+
+    with quiet_native_output():  # the XNNPACK check makes LiteRT print "INFO: Created … XNNPACK delegate"
+        report = run_doctor()
+    ui.json(report.to_dict())
+    if not ui.json_mode:
         ui.print(checks_table(report))
     if report.failed:
         ui.error(f"doctor: {len(report.failed)} check(s) failed: {', '.join(c.name for c in report.failed)}")

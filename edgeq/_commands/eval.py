@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from edgeq._commands import _checks as checks
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
+from edgeq.errors import ModelError
 
 EXAMPLES = """examples:
   edgeq eval model_int8.tflite --data eval/                                  # class sub-folders
@@ -29,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="class sub-folders, a labels CSV (image,label; or a folder with labels.csv) or .npz with x and y")
     p.add_argument("--reference", metavar="MODEL", help="a .keras/.h5/SavedModel or .tflite to compare with")
     p.add_argument("--threads", type=int, help="interpreter threads (default: the device's recommendation)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_options(p)
     p.set_defaults(func=run)
 
 
@@ -39,13 +43,16 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     from edgeq.runtime import Model
     from edgeq.runtime.evaluate import evaluate
 
+    checks.tflite_model(args.model)
+    checks.labelled(args.data)
+    if args.reference is not None and not Path(args.reference).exists():
+        raise ModelError(f"--reference model not found: {args.reference}; expected a .keras/.h5/SavedModel or .tflite")
     with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
         model = Model(args.model, threads=args.threads)
     with ui.progress():
         result = evaluate(model, args.data, reference=args.reference, threads=args.threads)
-    if ui.json_mode:
-        ui.json(result.to_dict())
-    else:
+    ui.json(result.to_dict())
+    if not ui.json_mode:
         ui.print(*eval_tables(result))
     for note in result.notes:
         ui.warn(note)

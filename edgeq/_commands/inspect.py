@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edgeq._commands import _checks as checks
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
 
 EXAMPLES = """examples:
@@ -21,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="a .tflite file")
-    p.add_argument("--json", action="store_true", help="print as JSON")
+    add_json_options(p)
     p.set_defaults(func=run)
 
 
@@ -29,9 +31,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     from edgeq._render import counts_table, human_bytes, key_value_table, tensors_table
     from edgeq.runtime import inspect_model
 
+    checks.tflite_model(args.model)
     info = inspect_model(args.model)
+    ui.json(info)
     if ui.json_mode:
-        ui.json(info)
         return 0
     meta = info["edgeq"]
     rows = [("model", info["model"]), ("size", human_bytes(info["size_bytes"])), ("sha256", info["sha256"][:16] + "…"),

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from edgeq._commands._hosts import add_host_options, profile_on_hosts, wants_hosts
+from edgeq._commands import _checks as checks
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
 from edgeq.errors import UsageError
+
+#: where an installed user reads the report's fields (docs/ is not in the wheel)
+SCHEMA_HELP = "fields documented at https://github.com/edgeq/edgeq/blob/main/docs/report-schema.md"
 
 EXAMPLES = """examples:
   edgeq profile model_int8.tflite                      # 1 thread and the recommended count
   edgeq profile model_int8.tflite --threads 1,2,4 --runs 200
-  edgeq profile model_int8.tflite --duration 30 --json pi5.json
+  edgeq profile model_int8.tflite --duration 30 --json-out pi5.json
   edgeq profile model_int8.tflite --ops --top 15       # per-op times, XNNPACK coverage
-  edgeq profile model_int8.tflite --input photo.jpg --json - # report as JSON on stdout
+  edgeq profile model_int8.tflite --input photo.jpg --json   # report as JSON on stdout
   edgeq profile melspectrogram.tflite --input-shape 1,1280   # an input of dynamic size [-1, -1]
   edgeq compare pi4.json pi5.json --html cmp.html      # then compare devices
   edgeq profile model_int8.tflite --host pi@pi4.local --host pi@pi5.local:2222   # many boards over SSH
@@ -62,18 +66,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement in a child process")
     p.add_argument("--backend", help="litert, tflite-runtime or tensorflow (default: the first installed)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    p.add_argument("--json", dest="report", metavar="OUT",
-                   help="write the report (documented, versioned JSON) to OUT; '-' prints it on stdout instead of tables")
-    p.add_argument("--force", action="store_true", help="overwrite the --json OUT file if it exists")
+    add_json_options(p, "the report (versioned JSON that edgeq compare reads)")
     add_host_options(p, charts=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._io import atomic_write, check_output_path
     from edgeq._profile_render import profile_view
     from edgeq.runtime.profile import profile
 
+    checks.tflite_model(args.model)
     if args.top < 1:
         raise UsageError(f"--top must be at least 1. Received: --top {args.top}")
     if args.runs is not None and args.runs < 1:
@@ -84,20 +86,12 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         raise UsageError(f"--threads takes positive counts like 1,2,4. Received: --threads {','.join(map(str, args.threads))}")
     if wants_hosts(args):
         return profile_on_hosts(args, ui)
-    to_stdout = args.report == "-"
-    out = None if args.report in (None, "-") else check_output_path(args.report, args.force)
-    ui.json_mode = to_stdout
     with ui.progress():
         report = profile(
             args.model, threads=args.threads, runs=args.runs, duration=args.duration, warmup=args.warmup,
             input=args.input, ops=args.ops, ops_rounds=args.ops_rounds, memory=not args.no_memory,
             backend=args.backend, seed=args.seed, input_shape=args.input_shape,
         )
-    if to_stdout:
-        ui.json(json.loads(report.to_json()))
-        return 0
+    ui.json_text(report.to_json(), "report", f" (schema_version {report.schema_version}; {SCHEMA_HELP})")
     ui.print(profile_view(report, top=args.top))
-    if out is not None:
-        atomic_write(out, report.to_json(), force=args.force)
-        ui.status(f"report written to {out} (schema_version {report.schema_version}; see docs/report-schema.md)")
     return 0

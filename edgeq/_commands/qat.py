@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgeq._commands import _checks as checks
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
 from edgeq.errors import CheckFailed
 
@@ -44,12 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--io", help="input/output type: int8 (default), uint8, or float around the integer body")
     p.add_argument("--min-agreement", type=float, help="fail (exit 1, file kept) if top-1 agreement is below this fraction")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     from edgeq._qat_render import qat_table
+    checks.keras_model(args.model)
+    checks.labelled(args.train, "--train")
+    if args.data is not None:
+        checks.data(args.data)
+    if args.labels is not None:
+        checks.labels_file(args.labels)
+    checks.preprocessing(args)
+    checks.positive(args, "batch_size", "samples")  # --epochs: qat says why it needs at least 1
+    checks.output(args.out, args.force)
     from edgeq._render import conversion_table
     from edgeq.converters.qat import qat
 
@@ -64,9 +75,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             )
         except CheckFailed as exc:
             failure, result = exc, exc.result  # type: ignore[attr-defined]
-    if ui.json_mode:
-        ui.json(result.to_dict())
-    else:
+    ui.json(result.to_dict())
+    if not ui.json_mode:
         ui.print(qat_table(result), conversion_table(result.conversion))
     for note in result.warnings:
         ui.warn(note)

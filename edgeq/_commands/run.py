@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeq._commands._hosts import add_host_options, run_on_boards, wants_hosts
+from edgeq._commands import _checks as checks
+from edgeq._commands._options import add_json_options
 from edgeq._ui import UI
 from edgeq.errors import UsageError
 
 EXAMPLES = """examples:
   edgeq run model_int8.tflite photo.jpg --top 3
-  edgeq run model_int8.tflite images/ --json
+  edgeq run model_int8.tflite images/                  # one row per image, then a count per class
+  edgeq run model_int8.tflite images/ --csv predictions.csv
+  edgeq run model_int8.tflite images/ --json > predictions.jsonl
   edgeq run model_int8.tflite clip.mp4 --every 10
   edgeq run model_int8.tflite --random --threads 2
   edgeq run model_int8.tflite x.npy --save-outputs outs/
@@ -44,14 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", help="litert, tflite-runtime or tensorflow (default: the first installed)")
     p.add_argument("--delegate", help="external delegate library to load (e.g. libedgetpu.so.1)")
     p.add_argument("--save-outputs", metavar="DIR", help="write each input's raw outputs as .npy files into DIR")
-    p.add_argument("--json", action="store_true", help="print one JSON object per input (JSON lines)")
+    p.add_argument("--csv", metavar="FILE", help="also write one row per input (top labels and scores, latency) to FILE")
+    add_json_options(p, "one JSON object per input (JSON lines)")
     add_host_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._native import quiet_native_output
-    from edgeq.runtime import Model
+    from edgeq._progress import track
+    from edgeq._render import outputs_table, predictions_table, run_summary_table, run_table
+    from edgeq.runtime import Model, top
     from edgeq.runtime.sources import expand_inputs, random_input
 
     if not args.inputs and not args.random:
@@ -63,53 +70,98 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     save_dir = Path(args.save_outputs) if args.save_outputs else None
     if save_dir is not None and not save_dir.is_dir():
         raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
-    with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
-        model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
+    checks.tflite_model(args.model)
+    if args.csv:
+        checks.output(args.csv, args.force)
+    model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
     if args.random and model.dynamic:
         sizes = ", ".join(f"{s.name} {list(s.shape_signature)}" for s in model.inputs)
         raise UsageError(f"{model.name} has inputs of dynamic size ({sizes}); --random cannot choose one: give an "
                          "input file (e.g. a .npy array of the size to run)")
     items = [("random", random_input(model.inputs))] if args.random else expand_inputs(args.inputs, args.every)
     classifier = len(model.outputs) == 1 and len(model.outputs[0].shape) == 2 and model.outputs[0].shape[1] > 1
-    latencies = []
-    n = 0
-    for name, value in items:
-        value = value[0] if isinstance(value, list) and len(model.inputs) == 1 else value
-        if isinstance(value, np.ndarray):
-            results = model.predict_each(value, raw=True)  # N samples -> N results (see EXAMPLES)
-        else:
-            results = [(model.predict(value, raw=True), 1, model.last_invoke_seconds)]
-        for k, (raw, batch, seconds) in enumerate(results):
-            if k % batch == 0:
-                latencies.append(seconds * 1000)
-            label = name if len(results) == 1 else f"{name}[{k}]"
-            _show(ui, model, args.top, classifier, label, seconds * 1000, batch, raw, save_dir, n)
-            n += 1
-    ui.status(f"{model.name}: {n} input(s) in {len(latencies)} inference(s), mean {sum(latencies) / len(latencies):.2f} "
+    records: list[dict] = []
+    inferences = 0
+    with ui.progress():
+        for name, value in track(items, "Running the model", total=None):
+            value = value[0] if isinstance(value, list) and len(model.inputs) == 1 else value
+            if isinstance(value, np.ndarray):
+                results = model.predict_each(value, raw=True)  # N samples -> N results (see EXAMPLES)
+            else:
+                results = [(model.predict(value, raw=True), 1, model.last_invoke_seconds)]
+            for k, (raw, batch, seconds) in enumerate(results):
+                inferences += k % batch == 0
+                n = len(records)
+                outputs = model.dequantize(raw)
+                if save_dir is not None:
+                    for key, arr in raw.items():
+                        np.save(save_dir / f"{n:05d}_{_safe(key)}.npy", arr)
+                record: dict = {"input": name if len(results) == 1 else f"{name}[{k}]", "latency_ms": seconds * 1000,
+                                "batch": batch, "outputs": outputs}
+                if classifier:
+                    record["top"] = top(next(iter(outputs.values())), args.top, model.labels)
+                records.append(record)
+    if ui.wants_json:
+        ui.json_text("".join(json.dumps(_jsonable(r)) + "\n" for r in records))
+    if args.csv:
+        from edgeq._io import atomic_write
+
+        atomic_write(args.csv, _csv(records, classifier, args.top).encode(), force=args.force)
+    if len(records) == 1:
+        (r,) = records
+        title = f"{_shown(r['input'], args.inputs)}  ({r['latency_ms']:.2f} ms)"
+        ui.print(predictions_table(title, r["top"]) if classifier else outputs_table(title, r["outputs"]))
+    else:
+        rows = [{**r, "input": _shown(r["input"], args.inputs)} for r in records]
+        ui.print(run_table(rows, classifier))
+        if classifier:
+            ui.print(run_summary_table(records))
+    if args.csv:
+        ui.status(f"wrote {len(records)} row(s) to {args.csv}")
+    latencies = [r["latency_ms"] for r in records]
+    ui.status(f"{model.name}: {len(records)} input(s) in {inferences} inference(s), mean {sum(latencies) / len(latencies):.2f} "
               "ms per inference "
               f"({model.backend.name} {model.backend.version}, {model.threads} thread(s))")
     return 0
 
 
-def _show(ui: UI, model: Any, k: int, classifier: bool, name: str, ms: float, batch: int, raw: dict[str, np.ndarray],
-          save_dir: Path | None, n: int) -> None:
-    """Save, then print one sample's result: a JSON line or a table (top-k for classifiers)."""
-    from edgeq._render import outputs_table, predictions_table
-    from edgeq.runtime import top
+def _jsonable(record: dict) -> dict:
+    """One JSON line: the input, its latency, every output (dequantized) and, for classifiers, the top labels."""
+    out = {"input": record["input"], "latency_ms": record["latency_ms"], "batch": record["batch"],
+           "outputs": {k: v.tolist() for k, v in record["outputs"].items()}}
+    if "top" in record:
+        out["top"] = [{"label": label, "score": score} for label, score in record["top"]]
+    return out
 
-    outputs = model.dequantize(raw)
-    if save_dir is not None:
-        for key, arr in raw.items():
-            np.save(save_dir / f"{n:05d}_{_safe(key)}.npy", arr)
-    ranked = top(next(iter(outputs.values())), k, model.labels) if classifier else None
-    if ui.json_mode:
-        record = {"input": name, "latency_ms": ms, "batch": batch, "outputs": {key: v.tolist() for key, v in outputs.items()}}
-        if ranked is not None:
-            record["top"] = [{"label": label, "score": score} for label, score in ranked]
-        sys.stdout.write(json.dumps(record) + "\n")
+
+def _csv(records: list[dict], classifier: bool, k: int) -> str:
+    """One row per input (classifiers: the top-K labels and scores), or per input and output (min/max/mean)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if classifier:
+        k = min(k, max(len(r["top"]) for r in records))
+        writer.writerow(["input", "latency_ms", *[f"{c}_{i}" for i in range(1, k + 1) for c in ("label", "score")]])
+        for r in records:
+            writer.writerow([r["input"], f"{r['latency_ms']:.4f}", *[v for label, score in r["top"] for v in (label, f"{score:.6f}")]])
     else:
-        title = f"{name}  ({ms:.2f} ms{f' for a batch of {batch}' if batch > 1 else ''})"
-        ui.print(predictions_table(title, ranked) if ranked is not None else outputs_table(title, outputs))
+        writer.writerow(["input", "latency_ms", "output", "shape", "min", "max", "mean"])
+        for r in records:
+            for name, arr in r["outputs"].items():
+                writer.writerow([r["input"], f"{r['latency_ms']:.4f}", name, "x".join(map(str, arr.shape)),
+                                 float(arr.min()), float(arr.max()), float(arr.mean())])
+    return buffer.getvalue()
+
+
+def _shown(name: str, inputs: list[str]) -> str:
+    """An input's name as shown in tables: relative to the folder it was found in, when one was given."""
+    for item in inputs:
+        folder = Path(item)
+        if folder.is_dir():
+            try:
+                return str(Path(name).relative_to(folder))
+            except ValueError:
+                continue
+    return name
 
 
 def _safe(name: str) -> str:

@@ -27,7 +27,7 @@ def model(tmp_path: Path) -> Path:
 def test_profile_prints_tables_and_writes_the_report(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "report.json"
     code = main(["profile", str(model), "--runs", "7", "--warmup", "1", "--threads", "1,2", "--no-memory",
-                 "--json", str(out)])
+                 "--json-out", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Steady-state latency (ms)" in captured.out and "Start-up and memory" in captured.out
@@ -40,7 +40,7 @@ def test_profile_prints_tables_and_writes_the_report(model: Path, tmp_path: Path
 
 
 def test_profile_json_to_stdout_is_only_json(model: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["profile", str(model), "--runs", "3", "--threads", "1", "--json", "-"]) == 0
+    assert main(["profile", str(model), "--runs", "3", "--threads", "1", "--json"]) == 0
     out = capsys.readouterr().out
     data = json.loads(out)
     assert data["kind"] == "edgeq-profile" and data["results"][0]["latency"]["runs"] == 3
@@ -50,10 +50,10 @@ def test_profile_json_to_stdout_is_only_json(model: Path, capsys: pytest.Capture
 def test_existing_report_needs_force(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "report.json"
     out.write_text("keep me")
-    assert main(["profile", str(model), "--runs", "2", "--no-memory", "--json", str(out)]) == 2
+    assert main(["profile", str(model), "--runs", "2", "--no-memory", "--json-out", str(out)]) == 2
     assert "exists; pass --force" in " ".join(capsys.readouterr().err.split())
     assert out.read_text() == "keep me"
-    assert main(["profile", str(model), "--runs", "2", "--threads", "1", "--no-memory", "--json", str(out), "--force"]) == 0
+    assert main(["profile", str(model), "--runs", "2", "--threads", "1", "--no-memory", "--json-out", str(out), "--force"]) == 0
     assert load_report(out).results[0].latency.runs == 2
 
 

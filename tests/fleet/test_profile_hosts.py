@@ -38,7 +38,7 @@ def test_good_boards_only_exit_0_and_reports_merge_in_compare(lab: Lab, tmp_path
     out = tmp_path / "reports"
     image = REPO_MODEL.parent / "eval" / "1_trouser" / "00002.png"  # a local --input travels with the model
     proc = lab.run("profile", str(REPO_MODEL), *QUICK, "--input", str(image), "--host", b["good1"].spec, "--host", "good2",
-                   "--json", str(out), "--html", str(tmp_path / "cmp.html"))
+                   "--json-out", str(out), "--html", str(tmp_path / "cmp.html"))
     assert proc.returncode == 0, proc.stderr
     assert "FAILED" not in proc.stderr and "2 of 2 board(s) profiled" in proc.stderr
     files = sorted(p.name for p in out.iterdir())
@@ -54,7 +54,7 @@ def test_good_boards_only_exit_0_and_reports_merge_in_compare(lab: Lab, tmp_path
     assert b["good1"].spec in html and "good2" in html
     # edgeq compare merges any number of reports, hosts on every row
     local = tmp_path / "local.json"
-    assert lab.run("profile", str(REPO_MODEL), *QUICK, "--json", str(local)).returncode == 0
+    assert lab.run("profile", str(REPO_MODEL), *QUICK, "--json-out", str(local)).returncode == 0
     merged = lab.run("compare", str(local), *(str(p) for p in sorted(out.iterdir())), "--json")
     assert merged.returncode == 0, merged.stderr
     entries = json.loads(merged.stdout)["entries"]
@@ -66,7 +66,7 @@ def test_good_boards_only_exit_0_and_reports_merge_in_compare(lab: Lab, tmp_path
 
 def test_json_on_stdout_lists_reports_and_failures(lab: Lab) -> None:
     b = lab.boards
-    proc = lab.run("profile", str(REPO_MODEL), *QUICK, "--host", "good1", "--host", "bare", "--json", "-")
+    proc = lab.run("profile", str(REPO_MODEL), *QUICK, "--host", "good1", "--host", "bare", "--json")
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
     assert [r["host"] for r in doc["reports"]] == ["good1"]
@@ -139,5 +139,5 @@ def test_the_board_reads_copies_in_its_temporary_folder(lab: Lab, tmp_path: Path
     args = next(line for line in lines if line.startswith("args profile"))
     board_tmp = str(lab.boards["good1"].tmp)
     assert str(REPO_MODEL) not in args and str(image) not in args
-    assert f"{board_tmp}/edgeq-fleet." in args and "--json -" in args and "--runs 5" in args
+    assert f"{board_tmp}/edgeq-fleet." in args and args.endswith(" --json") and "--runs 5" in args
     assert not lab.boards["good1"].leftovers()

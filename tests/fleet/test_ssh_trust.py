@@ -107,7 +107,7 @@ def test_broken_remote_edgeq_reports_its_error(lab: Lab, tmp_path: Path) -> None
     broken.chmod(0o755)
     proc = lab.run("profile", str(REPO_MODEL), "--host", "good1", "--remote-edgeq", str(broken))
     assert proc.returncode == 1
-    assert (f"FAILED good1: remote 'edgeq profile {REPO_MODEL} --json -' failed: ImportError: libedgetpu.so.1: "
+    assert (f"FAILED good1: remote 'edgeq profile {REPO_MODEL} --json' failed: ImportError: libedgetpu.so.1: "
             "cannot open shared object file") in proc.stderr
     assert not lab.boards["good1"].leftovers()
 

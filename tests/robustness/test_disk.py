@@ -86,7 +86,7 @@ def one_line(lines: list[str]) -> str:
 
 def test_profile_report_on_a_full_disk(tmp_path):
     code, lines, files = run_on_tmpfs(tmp_path, "size=64k", True, "profile", str(SAMPLE_MODEL), "--runs", "3",
-                                     "--threads", "1", "--no-memory", "--json", "{mnt}/report.json")
+                                     "--threads", "1", "--no-memory", "--json-out", "{mnt}/report.json")
     assert code == 2
     assert one_line(lines) == "UsageError: cannot write {mnt}/report.json: No space left on device; check free space and permissions"
     assert files == ["filler"]
@@ -94,7 +94,7 @@ def test_profile_report_on_a_full_disk(tmp_path):
 
 def test_profile_report_into_a_read_only_folder(tmp_path):
     code, lines, files = run_on_tmpfs(tmp_path, "size=64k,ro", False, "profile", str(SAMPLE_MODEL), "--runs", "3",
-                                     "--json", "{mnt}/report.json")
+                                     "--json-out", "{mnt}/report.json")
     assert code == 2 and files == []
     assert one_line(lines) == ("UsageError: output folder {mnt} is not writable (read-only file system or permissions); "
                     "choose another --out")
@@ -103,7 +103,7 @@ def test_profile_report_into_a_read_only_folder(tmp_path):
 def test_the_same_run_succeeds_with_room(tmp_path):
     """The control: with room left the same command writes the report, so the failures above are the disk's."""
     code, lines, files = run_on_tmpfs(tmp_path, "size=1m", False, "profile", str(SAMPLE_MODEL), "--runs", "3",
-                                      "--threads", "1", "--no-memory", "--json", "{mnt}/report.json")
+                                      "--threads", "1", "--no-memory", "--json-out", "{mnt}/report.json")
     assert code == 0 and files == ["report.json"], lines
 
 

@@ -56,10 +56,10 @@ def assert_stopped_cleanly(proc, sig: int, *folders: Path) -> None:  # type: ign
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_profile(edgeq_child, tmp_path, sig):
-    """``edgeq profile --duration 60 --json OUT`` stopped while timing: no report, exit 130/143."""
+    """``edgeq profile --duration 60 --json-out OUT`` stopped while timing: no report, exit 130/143."""
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     out.mkdir()
-    proc = edgeq_child(["profile", str(SAMPLE_MODEL), "--duration", "60", "--threads", "1", "--json",
+    proc = edgeq_child(["profile", str(SAMPLE_MODEL), "--duration", "60", "--threads", "1", "--json-out",
                         str(out / "report.json")], tmp)
     wait_for(lambda: handles_sigterm(proc), proc, what="for the CLI to start")
     time.sleep(2.0)  # model loaded, timing runs
