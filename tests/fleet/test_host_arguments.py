@@ -56,7 +56,7 @@ def test_ansible_inventory(tmp_path: Path) -> None:
     (["devices", "--host", "a", "--identity", "/nonexistent/key"], "--identity expects an SSH private key file"),
     (["devices", "--hosts", "/nonexistent/hosts.txt"], "--hosts expects a readable text file of hosts"),
     (["devices", "--host", "a", "--list"], "--list and --root describe this machine; leave them out with --host"),
-    (["profile", "missing.tflite", "--host", "a"], "expected a .tflite model file to copy to the boards"),
+    (["profile", "missing.tflite", "--host", "a"], "model file not found: missing.tflite"),
     (["run", "m.tflite", "--random", "--host", "a", "--save-outputs", "."], "--save-outputs writes on this machine"),
     (["run", "m.tflite", "nothere.jpg", "--host", "a"], "each INPUT must be a local file or folder to copy"),
 ])
