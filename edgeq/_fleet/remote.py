@@ -224,7 +224,10 @@ async def _upload(conn: Any, command: RemoteCommand, folder: str) -> list[str]:
 
 async def _cleanup(conn: Any, folder: str, stop: bool) -> None:
     """Stop the remote edgeq when it may still run, then remove ``folder`` (a shell word, ``"$TMPDIR/…"``)."""
-    stopping = f'kill -TERM "$(cat {folder}/.pid 2>/dev/null)" 2>/dev/null && sleep 0.5; ' if stop else ""
+    # wait (up to 5 s, then SIGKILL) until it has exited: a dying edgeq may still write into the folder
+    stopping = (f'p="$(cat {folder}/.pid 2>/dev/null)"; if [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; then i=0; '
+                'while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
+                'kill -KILL "$p" 2>/dev/null; fi; ') if stop else ""
     script = f"{stopping}rm -rf {folder}"
     try:
         await asyncio.wait_for(conn.run(f"sh -c {shlex.quote(script)}", check=False), CLEANUP_TIMEOUT)
