@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgeq`` console script and ``python -m edgeq``."""
-    from edgeq._ui import UI
+    from edgeq._render.ui import UI
 
     parser = build_parser()
     args = parser.parse_args(argv)

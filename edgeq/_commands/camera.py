@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import DataError
 
 EXAMPLES = """examples:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import UsageError
 
 EXAMPLES = """examples:
@@ -38,9 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._compare_render import render_html, render_png, titles
+    from edgeq._render.compare import render_html, render_png, titles
     from edgeq._io import atomic_write, check_output_path
-    from edgeq._profile_render import compare_table
+    from edgeq._render.profile import compare_table
     from edgeq.runtime.report import compare
 
     if args.baseline < 1:

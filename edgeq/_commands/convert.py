@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import CheckFailed
 
 EXAMPLES = """examples:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     else:
         ui.print(conversion_table(result))
         if result.fallback is not None:
-            from edgeq._accuracy_render import fallback_tables
+            from edgeq._render.accuracy import fallback_tables
 
             ui.print(*fallback_tables(result.fallback))
     for note in result.warnings:

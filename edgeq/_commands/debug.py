@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 
 EXAMPLES = """examples:
   edgeq debug model.keras --data calib_images/
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._accuracy_render import debug_tables
+    from edgeq._render.accuracy import debug_tables
     from edgeq._io import atomic_write, check_output_path
     from edgeq.converters.debug import debug
     from edgeq.errors import UsageError

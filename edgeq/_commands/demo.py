@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 
 EXAMPLES = """examples:
   edgeq demo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 
 EXAMPLES = """examples:
   edgeq eval model_int8.tflite --data eval/                                  # class sub-folders
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._accuracy_render import eval_tables
+    from edgeq._render.accuracy import eval_tables
     from edgeq._native import quiet_native_output
     from edgeq.runtime import Model
     from edgeq.runtime.evaluate import evaluate

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 
 EXAMPLES = """examples:
   edgeq inspect model_int8.tflite

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import UsageError
 
 EXAMPLES = """examples:
@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     from edgeq._io import atomic_write, check_output_path
-    from edgeq._profile_render import profile_view
+    from edgeq._render.profile import profile_view
     from edgeq.runtime.profile import profile
 
     if args.top < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import CheckFailed
 
 EXAMPLES = """examples:
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._qat_render import qat_table
+    from edgeq._render.qat import qat_table
     from edgeq._render import conversion_table
     from edgeq.converters.qat import qat
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import UsageError
 
 EXAMPLES = """examples:

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from edgeq._render import fmt, human_bytes
+from edgeq._render.common import fmt, human_bytes
 from edgeq.runtime.report import COMPARE_METRICS, CompareResult, OpProfile, ProfileReport, device_label
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from edgeq._render import fmt, human_bytes, key_value_table
+from edgeq._render.common import fmt, human_bytes, key_value_table
 
 #: the confusion matrix is printed in full up to this many classes (the most-confused pairs always)
 MATRIX_MAX_CLASSES = 12

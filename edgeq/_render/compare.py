@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgeq._render import human_bytes
+from edgeq._render.common import human_bytes
 from edgeq.runtime.report import COMPARE_METRICS, CompareEntry, CompareResult
 
 WIDTH = 1100

@@ -1,0 +1,32 @@
+"""The one gate for strings from the outside world (models, reports, files) on their way to a terminal or page."""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+
+# C0 and C1 control characters, DEL, lone surrogates, and the bidirectional overrides that reorder what is shown.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_str(value: object) -> str:
+    """``value`` as a one-line string whose control characters are shown as ``\\xNN`` escapes, never sent raw.
+
+    Use for plain outputs that are not rich markup (HTML after ``html.escape``, chart labels, log lines).
+    """
+    return _UNSAFE.sub(_visible, str(value))
+
+
+def safe_text(value: object, style: str = "") -> Text:
+    """``value`` as a rich ``Text``: never parsed as markup, control characters shown as escapes.
+
+    Every model label, tensor name, report field or file name that reaches a table, title or message goes
+    through this helper.
+    """
+    return Text(safe_str(value), style=style)
