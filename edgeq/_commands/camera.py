@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from rich.text import Text
+    from edgeq._render import safe_text
 
     from edgeq._lazy import import_optional
     from edgeq._native import quiet_native_output
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if app_args.json:
         ui.json(summary.to_dict())
     else:
-        ui.print(Text(summary.text()))  # plain text: labels may contain [brackets] rich would read as markup
+        ui.print(safe_text(summary.text(), lines=True))  # labels may hold markup or terminal escapes
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgeq._render.common import human_bytes
+from edgeq._render.text import safe_str
 from edgeq.runtime.report import COMPARE_METRICS, CompareEntry, CompareResult
 
 WIDTH = 1100
@@ -63,7 +64,7 @@ def _layout(result: CompareResult) -> tuple[list[_Row], float]:
         ratio = e.ratios.get("p50_ms")
         rel = "baseline" if i == result.baseline else (f"{ratio:.2f}x baseline p50" if ratio else "")
         rows.append(_Row(
-            label=f"{i + 1}. {e.device}", sub=f"{e.model} · {e.mode} · {e.threads} thr",
+            label=safe_str(f"{i + 1}. {e.device}"), sub=safe_str(f"{e.model} · {e.mode} · {e.threads} thr"),
             p50=e.latency.p50_ms, p90=e.latency.p90_ms, p99=e.latency.p99_ms, lo=e.latency.min_ms,
             hist=tuple(float(c) / peak for c in counts),
             note=f"p50 {e.latency.p50_ms:.3g} ms, p99 {e.latency.p99_ms:.3g} ms",
@@ -210,7 +211,9 @@ def _cell(key: str, entry: CompareEntry, baseline: bool) -> str:
 
 def render_html(result: CompareResult, title: str = "edgeq compare", generated: str = "") -> str:
     """A self-contained HTML page: the comparison table, the latency chart (inline SVG) and notes."""
-    e = html.escape
+    def e(value: object) -> str:
+        return html.escape(safe_str(value))
+
     head = "".join(f'<th class="l">{c}</th>' for c in ("#", "device", "model", "mode", "backend")) + "<th>threads</th>"
     head += "".join(f"<th>{e(label)}{' (ms)' if unit == 'ms' else ''}</th>" for label, unit, _ in COMPARE_METRICS.values())
     body = []
@@ -241,4 +244,4 @@ def render_html(result: CompareResult, title: str = "edgeq compare", generated: 
 def titles(entries: Sequence[CompareEntry]) -> str:
     """A page title naming the devices compared."""
     devices = list(dict.fromkeys(e.device for e in entries))
-    return "edgeq compare: " + (" vs ".join(devices[:4]) + (" …" if len(devices) > 4 else ""))
+    return safe_str("edgeq compare: " + (" vs ".join(devices[:4]) + (" …" if len(devices) > 4 else "")))

@@ -15,18 +15,25 @@ def _visible(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def safe_str(value: object) -> str:
-    """``value`` as a one-line string whose control characters are shown as ``\\xNN`` escapes, never sent raw.
+def safe_str(value: object, lines: bool = False) -> str:
+    """``value`` as a string whose control characters are shown as ``\\xNN`` escapes, never sent raw.
 
     Use for plain outputs that are not rich markup (HTML after ``html.escape``, chart labels, log lines).
+
+    Args:
+        value: anything; ``str(value)`` is cleaned.
+        lines: keep line breaks (for multi-line text edgeq composed itself); otherwise they are escaped too.
     """
-    return _UNSAFE.sub(_visible, str(value))
+    text = str(value)
+    if lines:
+        return "\n".join(_UNSAFE.sub(_visible, line) for line in text.split("\n"))
+    return _UNSAFE.sub(_visible, text)
 
 
-def safe_text(value: object, style: str = "") -> Text:
+def safe_text(value: object, style: str = "", lines: bool = False) -> Text:
     """``value`` as a rich ``Text``: never parsed as markup, control characters shown as escapes.
 
     Every model label, tensor name, report field or file name that reaches a table, title or message goes
-    through this helper.
+    through this helper (``lines`` as in :func:`safe_str`).
     """
-    return Text(safe_str(value), style=style)
+    return Text(safe_str(value, lines), style=style)

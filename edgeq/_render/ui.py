@@ -8,10 +8,11 @@ import sys
 from typing import Any, Callable, Iterator
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from edgeq._progress import reporting
+from edgeq._render.text import safe_str, safe_text
 
 
 class _RichReporter:
@@ -47,13 +48,13 @@ class UI:
         sys.stdout.flush()
 
     def status(self, message: str) -> None:
-        self.err.print(escape(message), style="dim", highlight=False)
+        self.err.print(safe_text(message, style="dim"), highlight=False)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+        self.err.print(Text.assemble(("warning:", "yellow"), " ", safe_str(message)), highlight=False)
 
     def error(self, message: str) -> None:
-        self.err.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+        self.err.print(safe_str(message), style="red", markup=False, highlight=False, soft_wrap=True)
 
     def traceback(self) -> None:
         self.err.print_exception()
