@@ -65,6 +65,26 @@ def _spec(name: str, d: Mapping[str, Any]) -> TensorSpec:
     )
 
 
+def max_threads() -> int:
+    """The most interpreter threads edgeq accepts here: 8 per CPU core, at least 16 (more only oversubscribes)."""
+    return max(16, 8 * (os.cpu_count() or 1))
+
+
+def check_threads(threads: Any) -> int:
+    """Return ``threads`` if it is a usable interpreter thread count.
+
+    Checked before any interpreter is built: a huge count makes the native thread pool fail or crash.
+
+    Raises:
+        UsageError: not an integer, below 1, or above :func:`max_threads`.
+    """
+    limit = max_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
+        raise UsageError(f"threads must be an integer from 1 to {limit} (8 per CPU core of this machine, at least 16). "
+                         f"Received: threads={threads!r}")
+    return threads
+
+
 def _default_threads() -> int:
     try:
         from edgeq.devices import current
@@ -116,8 +136,8 @@ class Model:
         self.file: TFLiteFile = parse(data, self.name)
         raw_meta = self.file.metadata.get(METADATA_NAME)
         self.metadata: ModelMetadata | None = ModelMetadata.from_json(raw_meta, self.name) if raw_meta else None
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise UsageError(f"threads must be a positive integer. Received: threads={threads!r}")
+        if threads is not None:
+            check_threads(threads)
         self.threads = threads or _default_threads()
         self.backend: Backend = get_backend(backend)
         self._data = data  # the interpreter reads from this buffer; keep it alive

@@ -211,6 +211,10 @@ def _check_args(threads: Sequence[int] | None, runs: int | None, duration: float
         bad = [t for t in threads if not isinstance(t, int) or isinstance(t, bool) or t < 1]
         if bad:
             raise UsageError(f"thread counts must be positive integers. Received: threads={list(threads)!r}")
+        from edgeq.runtime.model import check_threads
+
+        for t in threads:
+            check_threads(t)
 
 
 def profile(
