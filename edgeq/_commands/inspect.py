@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                  ("labels", f"{len(meta['labels'])} ({', '.join(meta['labels'][:4])}{'…' if len(meta['labels']) > 4 else ''})"),
                  ("preprocess", _pp_text(meta["preprocess"])), ("edgeq version", meta["edgeq_version"])]
         if q.get("calibration"):
-            rows.append(("calibration", f"{q['calibration']['samples']} samples ({q['calibration']['method']})"))
+            rows.append(("calibration", f"{q['calibration'].get('samples', '?')} samples ({q['calibration'].get('method', '?')})"))
         if meta.get("verification"):
             v = meta["verification"]
             agree = "—" if v.get("agreement") is None else f"{v['agreement'] * 100:.1f} %"

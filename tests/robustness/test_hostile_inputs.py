@@ -1,0 +1,208 @@
+"""Hostile and malformed inputs, table-driven: each one is a one-line exit 2, writes nothing, changes no input.
+
+Every case builds its inputs in a fresh folder from the checked-in sample model (no TensorFlow): models
+with edited ``edgeq`` metadata or tensor names, profile reports with hostile fields, odd ``.npy``/``.npz``
+files, output paths that cannot work. The CLI runs in-process (``edgeq.cli.main``); the folder is
+snapshotted (names, sizes, SHA-256) before and compared after, so a half-written output or a touched
+input fails the case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from edgeq.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE_MODEL = REPO / "samples" / "fashion_mnist" / "model_int8.tflite"
+ESC = "\x1b"
+#: strings a model, report or file name may carry: markup that breaks rich, screen clears, window titles, bad UTF-16
+HOSTILE = ["[/]", "[bold red]x", f"{ESC}[2J", f"{ESC}]0;owned{chr(7)}", "\x9b31m", "\udcff", "a\nb"]
+
+
+# ------------------------------------------------------------------------------------- builders
+def sample_metadata() -> dict[str, Any]:
+    from edgeq.metadata import read_metadata
+
+    return read_metadata(SAMPLE_MODEL).to_dict()
+
+
+def with_model(raw_metadata: bytes | None = None, rename: Callable[[str], str] | None = None) -> bytes:
+    """The sample model with its ``edgeq`` entry replaced by ``raw_metadata`` and/or its IO tensors renamed."""
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+
+    obj = fb.convert_bytearray_to_object(bytearray(SAMPLE_MODEL.read_bytes()))
+    if raw_metadata is not None:
+        entry = next(m for m in obj.metadata if m.name in (b"edgeq", "edgeq"))
+        obj.buffers[entry.buffer].data = list(raw_metadata)
+    if rename is not None:
+        sg = obj.subgraphs[0]
+        for i in (*sg.inputs, *sg.outputs):
+            name = sg.tensors[i].name
+            sg.tensors[i].name = rename(name.decode() if isinstance(name, bytes) else name).encode("utf-8", "surrogatepass")
+    return bytes(fb.convert_object_to_bytearray(obj))
+
+
+def meta_json(change: Callable[[dict[str, Any]], Any]) -> bytes:
+    d = sample_metadata()
+    out = change(d)
+    return json.dumps(d if out is None else out).encode("utf-8", "surrogatepass")
+
+
+def deep(n: int) -> str:
+    return "[" * n + "]" * n
+
+
+def sample_report() -> dict[str, Any]:
+    from edgeq.runtime import Model
+    from edgeq.runtime.report import report_from_timings
+
+    model = Model(SAMPLE_MODEL, threads=1)
+    return json.loads(report_from_timings(model, [1.0, 1.2, 0.9, 1.1, 1.3], 2.0).to_json())
+
+
+def report_bytes(change: Callable[[dict[str, Any]], Any]) -> bytes:
+    d = sample_report()
+    out = change(d)
+    return json.dumps(d if out is None else out).encode("utf-8", "surrogatepass")
+
+
+def set_in(d: dict[str, Any], path: str, value: Any) -> None:
+    *keys, last = path.split(".")
+    for k in keys:
+        d = d[int(k)] if isinstance(d, list) else d[k]
+    d[last] = value
+
+
+def npy_header(shape: tuple[int, ...]) -> bytes:
+    header = repr({"descr": "<f4", "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (63 - (len(header) + 10) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+def object_npz(path: Path) -> None:
+    np.savez(path, x=np.array([{"a": 1}, None], dtype=object), y=np.array([0, 1]))
+
+
+# --------------------------------------------------------------------------------------- harness
+def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            out[str(p.relative_to(folder))] = (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+        elif p.is_symlink():
+            out[str(p.relative_to(folder))] = (-1, os.readlink(p))
+    return out
+
+
+def run_clean_failure(args: list[str], folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the CLI in ``folder``; assert exit 2, one error line, no traceback, no new or changed file."""
+    before = snapshot(folder)
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        rc = main(args)
+    finally:
+        os.chdir(cwd)
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2, f"exit {rc}, expected 2; stderr:\n{err}"
+    assert len(lines) == 1 and "Traceback" not in err, f"expected one error line, got:\n{err}"
+    assert "Unexpected error" not in err
+    assert ESC not in err + out and "\x9b" not in err + out, "a raw escape sequence reached the terminal"
+    assert snapshot(folder) == before, "the command wrote, removed or changed a file although it failed"
+    return lines[0]
+
+
+M = "model.tflite"
+Case = tuple[str, dict[str, bytes | Callable[[Path], None]], list[str], str]
+
+
+def bad_meta(case: str, change: Callable[[dict[str, Any]], Any], pattern: str = "metadata") -> list[Case]:
+    files = {M: lambda folder, c=change: (folder / M).write_bytes(with_model(meta_json(c)))}
+    return [(f"{case}-inspect", files, ["inspect", M], pattern), (f"{case}-run", files, ["run", M, "--random"], pattern)]
+
+
+def bad_raw_meta(case: str, raw: bytes, pattern: str = "metadata") -> list[Case]:
+    files = {M: lambda folder: (folder / M).write_bytes(with_model(raw))}
+    return [(f"{case}-inspect", files, ["inspect", M], pattern), (f"{case}-run", files, ["run", M, "--random"], pattern)]
+
+
+def bad_report(case: str, change: Callable[[dict[str, Any]], Any], pattern: str = "report") -> list[Case]:
+    files = {"a.json": lambda folder, c=change: (folder / "a.json").write_bytes(report_bytes(c)),
+             "b.json": lambda folder: (folder / "b.json").write_bytes(report_bytes(lambda d: None))}
+    return [(f"{case}-compare", files, ["compare", "a.json", "b.json", "--html", "c.html", "--png", "c.png"], pattern)]
+
+
+def sample(folder: Path) -> None:
+    (folder / M).write_bytes(SAMPLE_MODEL.read_bytes())
+
+
+CASES: list[Case] = [
+    # metadata of the wrong shape, type, nesting or size
+    *bad_raw_meta("meta-list", b"[]"),
+    *bad_raw_meta("meta-null", b"null"),
+    *bad_raw_meta("meta-deep", deep(100_000).encode()),
+    *bad_raw_meta("meta-deep-dict", b'{"quant": ' + deep(5000).encode() + b"}"),
+    *bad_meta("meta-quant-list", lambda d: set_in(d, "quant", [])),
+    *bad_meta("meta-quant-null", lambda d: set_in(d, "quant", None)),
+    *bad_meta("meta-preprocess-str", lambda d: set_in(d, "preprocess", "imagenet")),
+    *bad_meta("meta-preprocess-size-huge", lambda d: set_in(d, "preprocess.size", [60000, 60000]), "size"),
+    *bad_meta("meta-preprocess-size-str", lambda d: set_in(d, "preprocess.size", "28x28"), "size"),
+    *bad_meta("meta-preprocess-mean-dict", lambda d: set_in(d, "preprocess.mean", {"a": 1})),
+    *bad_meta("meta-verification-str", lambda d: set_in(d, "verification", "ok")),
+    *bad_meta("meta-verification-list", lambda d: set_in(d, "verification", [1, 2])),
+    *bad_meta("meta-calibration-str", lambda d: set_in(d, "quant.calibration", "minmax")),
+    *bad_meta("meta-source-list", lambda d: set_in(d, "source", [1])),
+    *bad_meta("meta-labels-dict", lambda d: set_in(d, "labels", {"a": 1})),
+    *bad_meta("meta-labels-str", lambda d: set_in(d, "labels", "cat")),
+    *bad_meta("meta-labels-nested", lambda d: set_in(d, "labels", [["a"]] * 10)),
+    *bad_meta("meta-keep-float-int", lambda d: set_in(d, "quant.keep_float", 7)),
+    *bad_meta("meta-schema-str", lambda d: set_in(d, "schema_version", "1"), "schema"),
+    *bad_meta("meta-schema-float", lambda d: set_in(d, "schema_version", 1.5), "schema"),
+    *bad_meta("meta-schema-bool", lambda d: set_in(d, "schema_version", True), "schema"),
+    *bad_meta("meta-mode-int", lambda d: set_in(d, "quant.mode", 8)),
+    # reports with hostile values, with both pictures asked for
+    *bad_report("report-p99-null", lambda d: set_in(d, "results.0.latency.p99_ms", None)),
+    *bad_report("report-p99-1e308", lambda d: set_in(d, "results.0.latency.p99_ms", 1e308)),
+    *bad_report("report-p50-negative", lambda d: set_in(d, "results.0.latency.p50_ms", -5.0)),
+    *bad_report("report-timings-inf", lambda d: set_in(d, "results.0.timings_ms", [1e308, 1e308])),
+    *bad_report("report-results-dict", lambda d: set_in(d, "results", {"a": 1})),
+    *bad_report("report-device-list", lambda d: set_in(d, "device", [1, 2])),
+    *bad_report("report-list", lambda d: []),
+    # odd data files
+    ("npy-empty", {M: sample, "x.npy": b""}, ["run", M, "x.npy"], "x.npy"),
+    ("npy-huge-shape", {M: sample, "x.npy": npy_header((10**6, 10**6, 10**6))}, ["run", M, "x.npy"], "x.npy"),
+    ("npy-truncated", {M: sample, "x.npy": npy_header((1, 28, 28, 1)) + b"\0" * 10}, ["run", M, "x.npy"], "x.npy"),
+    ("npz-object", {M: sample, "d.npz": object_npz}, ["eval", M, "--data", "d.npz"], "d.npz"),
+    ("npz-float-y", {M: sample, "d.npz": lambda f: np.savez(f / "d.npz", x=np.zeros((2, 28, 28, 1), np.float32),
+                                                            y=np.array([0.5, 1.5]))}, ["eval", M, "--data", "d.npz"], "y"),
+    # output paths that cannot work
+    ("out-name-257", {M: sample}, ["profile", M, "--runs", "1", "--no-memory", "--json", "a" * 257 + ".json"], "name"),
+    ("threads-huge-run", {M: sample}, ["run", M, "--random", "--threads", "100000"], "threads"),
+    ("threads-huge-profile", {M: sample}, ["profile", M, "--threads", "1,100000", "--runs", "1"], "threads"),
+]
+CASES += [
+    ("report-deep", {"a.json": deep(50_000).encode()}, ["compare", "a.json", "--html", "c.html", "--png", "c.png"], "report"),
+    ("report-surrogate", {"a.json": b'{"kind": "\\udcff"}'}, ["compare", "a.json", "--html", "c.html"], "report"),
+]
+
+
+@pytest.mark.parametrize("case,files,args,pattern", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clean_line(case: str, files: dict[str, Any], args: list[str], pattern: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    for name, content in files.items():
+        if callable(content):
+            content(tmp_path)
+        else:
+            (tmp_path / name).write_bytes(content)
+    line = run_clean_failure(args, tmp_path, capsys)
+    assert re.search(pattern, line, re.IGNORECASE), line
