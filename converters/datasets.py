@@ -169,10 +169,15 @@ def _from_arrays(arrays: list[np.ndarray], inputs, samples, seed, where: str, ki
 
 
 def _from_npy(path: Path, inputs, samples, seed) -> SampleSet:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+    if path.suffix.lower() == ".npy":
+        from edgeq._io import load_npy
+
+        loaded = load_npy(path)
+    else:
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"cannot read {path}: {exc or 'empty file'}") from None
     if isinstance(loaded, np.ndarray):
         arrays = [loaded]
     else:

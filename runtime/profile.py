@@ -123,10 +123,9 @@ def _prepare_input(model: Any, value: Any, seed: int) -> tuple[list[np.ndarray],
         if not path.is_file():
             raise DataError(f"--input {path} not found; give an image or a .npy array file")
         if path.suffix.lower() == ".npy":
-            try:
-                value = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise DataError(f"cannot read {path}: {exc}") from None
+            from edgeq._io import load_npy
+
+            value = load_npy(path)
         return model.prepare(value), path.name
     return model.prepare(value), f"{type(value).__name__}"
 
