@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from edgeq.errors import ModelError, UsageError
 
@@ -167,6 +168,23 @@ def load_npy(path: str | os.PathLike) -> Any:
             if needed > size - offset:
                 raise DataError(f"{path} is truncated or corrupt: its header promises shape {tuple(shape)} "
                                 f"({needed} bytes) but the file holds {size - offset} bytes of data")
+            fh.seek(0)
             return np.lib.format.read_array(fh, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"cannot read {path} as a .npy array ({exc or 'empty file'})") from None
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[list[Path]]:
+    """Collect the outputs written inside the block; if it fails, remove them again (both files or neither).
+
+    Only files created by this command are removed: with ``force``, a replaced file is lost either way.
+    """
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise

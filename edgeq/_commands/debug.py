@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
     if args.top < 0:
         raise UsageError(f"--top must be 0 (all) or a positive number of rows. Received: {args.top}")
-    csv_out = check_output_path(args.csv, args.force) if args.csv else None
+    csv_out = check_output_path(args.csv, args.force, inputs=(args.model, args.data)) if args.csv else None
     with ui.progress():
         report = debug(args.model, args.data, samples=args.samples, seed=args.seed, resize=args.resize,
                        normalize=args.normalize, bgr=args.bgr, calibration=args.calibration, mode=args.mode,

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if args.threads is not None and (not args.threads or min(args.threads) < 1):
         raise UsageError(f"--threads takes positive counts like 1,2,4. Received: --threads {','.join(map(str, args.threads))}")
     to_stdout = args.report == "-"
-    out = None if args.report in (None, "-") else check_output_path(args.report, args.force)
+    out = None if args.report in (None, "-") else check_output_path(args.report, args.force,
+                                                                         inputs=(args.model, args.input))
     ui.json_mode = to_stdout
     with ui.progress():
         report = profile(

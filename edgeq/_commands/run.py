@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -37,11 +38,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", help="litert, tflite-runtime or tensorflow (default: the first installed)")
     p.add_argument("--delegate", help="external delegate library to load (e.g. libedgetpu.so.1)")
     p.add_argument("--save-outputs", metavar="DIR", help="write each input's raw outputs as .npy files into DIR")
+    p.add_argument("--force", action="store_true", help="replace .npy files an earlier --save-outputs left in DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object per input (JSON lines)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    from edgeq._io import all_or_nothing
+
+    with all_or_nothing() as written:  # an input that fails removes the outputs saved before it
+        return _run(args, ui, written)
+
+
+def _run(args: argparse.Namespace, ui: UI, written: list[Path]) -> int:
+    from edgeq._io import atomic_write, check_output_path
     from edgeq._native import quiet_native_output
     from edgeq._render import outputs_table, predictions_table
     from edgeq.runtime import Model, top
@@ -52,8 +62,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if args.top < 1 or args.every < 1:
         raise UsageError(f"--top and --every must be at least 1. Received: --top {args.top}, --every {args.every}")
     save_dir = Path(args.save_outputs) if args.save_outputs else None
-    if save_dir is not None and not save_dir.is_dir():
-        raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
+    if save_dir is not None:
+        _check_save_dir(save_dir, args.force)
     with quiet_native_output():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
         model = Model(args.model, threads=args.threads, backend=args.backend, delegate=args.delegate)
     items = [("random", random_input(model.inputs))] if args.random else expand_inputs(args.inputs, args.every)
@@ -66,7 +76,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         outputs = model.dequantize(raw)
         if save_dir is not None:
             for key, arr in raw.items():
-                np.save(save_dir / f"{n:05d}_{_safe(key)}.npy", arr)
+                buf = io.BytesIO()
+                np.save(buf, arr, allow_pickle=False)
+                out = check_output_path(save_dir / f"{n:05d}_{_safe(key)}.npy", args.force, [args.model, *args.inputs])
+                written.append(atomic_write(out, buf.getvalue(), force=args.force))
         ranked = top(next(iter(outputs.values())), args.top, model.labels) if classifier else None
         if ui.json_mode:
             record = {"input": name, "latency_ms": ms,
@@ -80,6 +93,15 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     ui.status(f"{model.name}: {len(latencies)} input(s), mean {sum(latencies) / len(latencies):.2f} ms per inference "
               f"({model.backend.name} {model.backend.version}, {model.threads} thread(s))")
     return 0
+
+
+def _check_save_dir(save_dir: Path, force: bool) -> None:
+    if not save_dir.is_dir():
+        raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
+    earlier = sorted(p.name for p in save_dir.glob("[0-9][0-9][0-9][0-9][0-9]_*.npy"))
+    if earlier and not force:
+        raise UsageError(f"--save-outputs folder {save_dir} already holds outputs ({earlier[0]}, …); pass --force "
+                         "to replace them, or choose an empty folder")
 
 
 def _safe(name: str) -> str:

@@ -190,7 +190,44 @@ CASES: list[Case] = [
     ("threads-huge-run", {M: sample}, ["run", M, "--random", "--threads", "100000"], "threads"),
     ("threads-huge-profile", {M: sample}, ["profile", M, "--threads", "1,100000", "--runs", "1"], "threads"),
 ]
+def out_dir(*names: str, link_to: str | None = None) -> Callable[[Path], None]:
+    """An ``out/`` folder holding ``names`` (small files, or links to ``link_to``)."""
+
+    def make(folder: Path) -> None:
+        (folder / "out").mkdir()
+        for name in names:
+            if link_to is None:
+                (folder / "out" / name).write_bytes(b"earlier output")
+            else:
+                (folder / "out" / name).symlink_to(folder / link_to)
+
+    return make
+
+
+def valid_npy(folder: Path) -> None:
+    np.save(folder / "x.npy", np.zeros((1, 28, 28, 1), np.float32))
+
+
+def dangling(folder: Path) -> None:
+    (folder / "link.json").symlink_to(folder / "missing" / "r.json")
+
+
 CASES += [
+    # outputs that would destroy an input, follow a planted link, overwrite earlier outputs or be left half-done
+    ("save-outputs-later-input-fails", {M: sample, "x.npy": valid_npy, "e.npy": b"", "out": out_dir()},
+     ["run", M, "x.npy", "e.npy", "--save-outputs", "out"], "e.npy"),
+    ("save-outputs-existing", {M: sample, "x.npy": valid_npy, "out": out_dir("00000_output_0.npy")},
+     ["run", M, "x.npy", "--save-outputs", "out"], "force"),
+    ("save-outputs-planted-link", {M: sample, "x.npy": valid_npy, "victim": b"keep", "out": out_dir("00000_output_0.npy", link_to="victim")},
+     ["run", M, "x.npy", "--save-outputs", "out"], "force"),
+    ("save-outputs-is-input-force", {M: sample, "out": lambda f: ((f / "out").mkdir(), np.save(f / "out" / "00000_output_0.npy", np.zeros((1, 28, 28, 1), np.float32)))},
+     ["run", M, "out/00000_output_0.npy", "--save-outputs", "out", "--force"], "input"),
+    ("profile-json-is-model-force", {M: sample}, ["profile", M, "--runs", "1", "--no-memory", "--json", M, "--force"], "input"),
+    ("profile-json-dangling-link", {M: sample, "link.json": dangling}, ["profile", M, "--runs", "1", "--no-memory", "--json", "link.json"], "link"),
+    ("compare-html-is-report-force", {"a.json": lambda f: (f / "a.json").write_bytes(report_bytes(lambda d: None))},
+     ["compare", "a.json", "--html", "a.json", "--force"], "input"),
+    ("compare-same-path-twice", {"a.json": lambda f: (f / "a.json").write_bytes(report_bytes(lambda d: None))},
+     ["compare", "a.json", "--html", "c.out", "--png", "c.out"], "same"),
     ("report-deep", {"a.json": deep(50_000).encode()}, ["compare", "a.json", "--html", "c.html", "--png", "c.png"], "report"),
     ("report-surrogate", {"a.json": b'{"kind": "\\udcff"}'}, ["compare", "a.json", "--html", "c.html"], "report"),
 ]
@@ -206,3 +243,70 @@ def test_bad_input_is_one_clean_line(case: str, files: dict[str, Any], args: lis
             (tmp_path / name).write_bytes(content)
     line = run_clean_failure(args, tmp_path, capsys)
     assert re.search(pattern, line, re.IGNORECASE), line
+
+
+# ------------------------------------------------------------------------ hostile strings that are valid
+def run_ok(args: list[str], folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        rc = main(args)
+    finally:
+        os.chdir(cwd)
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    for raw in (ESC, "\x9b", "\x07", "\udcff"):
+        assert raw not in out + err, f"{raw!r} reached the terminal raw:\n{out}{err}"
+    return out + err
+
+
+def test_hostile_labels_tensor_names_and_report_fields_print_as_plain_text(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    labels = [*HOSTILE, "\ufeffx", "y", "<script>"][:10]
+
+    def change(d: dict[str, Any]) -> None:
+        d["labels"] = labels
+        d["source"]["name"] = f"{ESC}[31mred.keras"
+
+    (tmp_path / M).write_bytes(with_model(meta_json(change), rename=lambda n: f"{n}{ESC}[2J[/]"))
+    valid_npy(tmp_path)
+    np.savez(tmp_path / "d.npz", x=np.zeros((3, 28, 28, 1), np.float32), y=np.array([0, 1, 2]))
+    shown = run_ok(["inspect", M], tmp_path, capsys)
+    assert "\\x1b[2J" in shown and "[/]" in shown and "\\x1b[31mred.keras" in shown  # shown escaped, not dropped
+    info = json.loads(run_ok(["inspect", M, "--json"], tmp_path, capsys))
+    assert info["edgeq"]["labels"][0] == "[/]"
+    shown = run_ok(["run", M, "x.npy", "--top", "10"], tmp_path, capsys)
+    assert "[bold red]x" in shown and "\\x1b]0;owned\\x07" in shown and "\\x9b31m" in shown and "\\udcff" in shown
+    run_ok(["eval", M, "--data", "d.npz"], tmp_path, capsys)
+
+    def hostile_report(d: dict[str, Any]) -> None:
+        set_in(d, "device.board", f"<b>{ESC}[2J[/]\udcff")
+        set_in(d, "notes", [f"{ESC}]0;t{chr(7)}"])
+
+    (tmp_path / "r.json").write_bytes(report_bytes(hostile_report))
+    shown = run_ok(["compare", "r.json", "--html", "c.html", "--png", "c.png"], tmp_path, capsys)
+    page = (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert ESC not in page and "<b>" not in page and "&lt;b&gt;\\x1b[2J[/]\\udcff" in page
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bom_is_stripped_from_the_first_label() -> None:
+    from edgeq.metadata import ModelMetadata
+
+    meta = ModelMetadata.from_json(meta_json(lambda d: set_in(d, "labels", ["\ufeffcat", "dog"])))
+    assert meta.labels == ("cat", "dog")
+
+
+def test_valid_npy_still_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The header check must not refuse good arrays (v1 and v2 headers, C and Fortran order)."""
+    from edgeq._io import load_npy
+
+    x = np.arange(28 * 28, dtype=np.float32).reshape(1, 28, 28, 1)
+    np.save(tmp_path / "c.npy", x)
+    np.save(tmp_path / "f.npy", np.asfortranarray(x))
+    with open(tmp_path / "v2.npy", "wb") as fh:
+        np.lib.format.write_array(fh, x, version=(2, 0))
+    for name in ("c.npy", "f.npy", "v2.npy"):
+        np.testing.assert_array_equal(load_npy(tmp_path / name), x)
+    (tmp_path / M).write_bytes(SAMPLE_MODEL.read_bytes())
+    run_ok(["run", M, "c.npy", "f.npy", "v2.npy"], tmp_path, capsys)
