@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -13,25 +14,50 @@ from edgeq.errors import ModelError, UsageError
 
 #: the longest file name (bytes) common file systems accept
 NAME_MAX = 255
+#: flatbuffers address at most 2 GiB; a larger "model" is not one
+MAX_MODEL_BYTES = 2**31 - 1
+TFLITE_IDENTIFIER = b"TFL3"
 
 
 def read_model_bytes(model: str | os.PathLike | bytes | bytearray | Any) -> tuple[bytes, str]:
     """Return ``(bytes, display name)`` of a model given as a path or as bytes.
 
+    A path must be a regular file (not a FIFO or a device, which could block or never end) no larger than
+    :data:`MAX_MODEL_BYTES`, and its first 8 bytes must carry the TFLite identifier before the rest is read.
+
     Raises:
-        ModelError: the path does not exist, is a folder, or cannot be read.
+        ModelError: the path does not exist, is a folder or not a regular file, is too large, has no TFLite
+            header, or cannot be read.
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model), "model bytes"
     path = Path(model)
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}; check the path")
-    if path.is_dir():
-        raise ModelError(f"{path} is a folder, expected a .tflite file")
     try:
-        return path.read_bytes(), str(path)
+        info = path.stat()
+    except FileNotFoundError:
+        raise ModelError(f"model file not found: {path}; check the path") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelError(f"{path} is a folder, expected a .tflite file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelError(f"{path} is not a regular file (a pipe, socket or device); give a .tflite file")
+    if info.st_size > MAX_MODEL_BYTES:
+        raise ModelError(f"{path} is {info.st_size} bytes, larger than any TFLite flatbuffer can be "
+                         f"({MAX_MODEL_BYTES}); give a .tflite file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
+                got = head[4:8] if len(head) >= 8 else b"(file too short)"
+                raise ModelError(f"{path} is not a TFLite model: expected the identifier {TFLITE_IDENTIFIER!r} at "
+                                 f"byte 4, got {got!r}; give a .tflite file made by a TFLite/LiteRT converter")
+            data = head + fh.read(info.st_size - 8 + 1)  # one byte more shows a file that grew while being read
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelError(f"{path} grew beyond {MAX_MODEL_BYTES} bytes while being read; give a .tflite file")
+    return data, str(path)
 
 
 def sha256_of(data: bytes) -> str:

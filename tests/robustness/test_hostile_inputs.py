@@ -82,6 +82,11 @@ def set_in(d: dict[str, Any], path: str, value: Any) -> None:
     d[last] = value
 
 
+def _touch(path: Path) -> Path:
+    path.touch()
+    return path
+
+
 def npy_header(shape: tuple[int, ...]) -> bytes:
     header = repr({"descr": "<f4", "fortran_order": False, "shape": shape}).encode()
     header += b" " * (63 - (len(header) + 10) % 64) + b"\n"
@@ -94,10 +99,13 @@ def object_npz(path: Path) -> None:
 
 # --------------------------------------------------------------------------------------- harness
 def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
+    """Each file's size and SHA-256 (sparse giants: their mtime), each link's target."""
     out = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and not p.is_symlink():
-            out[str(p.relative_to(folder))] = (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+            st = p.stat()
+            digest = hashlib.sha256(p.read_bytes()).hexdigest() if st.st_size < 1 << 24 else str(st.st_mtime_ns)
+            out[str(p.relative_to(folder))] = (st.st_size, digest)
         elif p.is_symlink():
             out[str(p.relative_to(folder))] = (-1, os.readlink(p))
     return out
@@ -185,6 +193,12 @@ CASES: list[Case] = [
     ("npz-object", {M: sample, "d.npz": object_npz}, ["eval", M, "--data", "d.npz"], "d.npz"),
     ("npz-float-y", {M: sample, "d.npz": lambda f: np.savez(f / "d.npz", x=np.zeros((2, 28, 28, 1), np.float32),
                                                             y=np.array([0.5, 1.5]))}, ["eval", M, "--data", "d.npz"], "y"),
+    # "models" that are not regular files, would never end, or are sparse giants
+    ("model-fifo", {"m.tflite": lambda f: os.mkfifo(f / "m.tflite")}, ["inspect", "m.tflite"], "regular file"),
+    ("model-dev-zero", {}, ["run", "/dev/zero", "--random"], "regular file"),
+    ("model-sparse-2gb", {"m.tflite": lambda f: os.truncate(_touch(f / "m.tflite"), 2**31)}, ["inspect", "m.tflite"], "larger"),
+    ("model-sparse-zeros", {"m.tflite": lambda f: os.truncate(_touch(f / "m.tflite"), 2**30)}, ["run", "m.tflite", "--random"], "identifier"),
+    ("model-empty", {"m.tflite": b""}, ["profile", "m.tflite"], "too short"),
     # output paths that cannot work
     ("out-name-257", {M: sample}, ["profile", M, "--runs", "1", "--no-memory", "--json", "a" * 257 + ".json"], "name"),
     ("threads-huge-run", {M: sample}, ["run", M, "--random", "--threads", "100000"], "threads"),
