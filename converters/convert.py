@@ -186,7 +186,7 @@ def convert(
     io_type = _io_type(spec, io)
     out = check_output_path(out, force, inputs=(model, data, labels))
     if spec.needs_data and data is None:
-        raise UsageError(f"mode {spec.key.value} needs representative data; pass --data (an image folder, video, .npy/.npz or module:function)")
+        raise UsageError(f"mode {spec.key.value} needs representative data; pass --data (an image folder, video, .npy/.npz or py:module:function)")
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise UsageError(f"--min-agreement is a fraction between 0 and 1. Received: {min_agreement}")
     label_names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels or ())

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help=".keras file, .h5 file or SavedModel folder")
-    p.add_argument("--data", help="representative data: image folder, video, .npy/.npz, or module:function")
+    p.add_argument("--data", help="representative data: image folder, video, .npy/.npz, or py:module:function (imports and runs that Python code)")
     p.add_argument("--out", required=True, help="the .tflite file to write")
     p.add_argument("--mode", default="int8", metavar="MODE", help=f"one of {', '.join(MODE_KEYS)} (default int8)")
     p.add_argument("--io", help="input/output type: float keeps float IO on an integer body (default: the mode's type)")

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help=".keras file, .h5 file or SavedModel folder")
-    p.add_argument("--data", required=True, help="representative data: image folder, video, .npy/.npz, or module:function")
+    p.add_argument("--data", required=True, help="representative data: image folder, video, .npy/.npz, or py:module:function (imports and runs that Python code)")
     p.add_argument("--mode", default="int8", help="int8 (default) or uint8")
     p.add_argument("--calibration", default="minmax", metavar="METHOD", help="minmax (default), percentile:P or mse")
     p.add_argument("--keep-float", metavar="NAME[,NAME…]", help="layers already kept in float (not ranked)")
