@@ -415,7 +415,7 @@ class ProfileReport:
         kind, version = d.get("kind"), d.get("schema_version")
         if kind != REPORT_KIND:
             raise DataError(f"{name} is not an edgeq profile report: expected kind {REPORT_KIND!r}, got {kind!r}")
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION or type(version) is not int:
             raise DataError(
                 f"{name} has report schema_version {version!r}, but this edgeq reads version {SCHEMA_VERSION}; "
                 "re-run 'edgeq profile' with this edgeq, or use the edgeq that wrote it"

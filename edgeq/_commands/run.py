@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -52,6 +51,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
 def _run(args: argparse.Namespace, ui: UI, written: list[Path]) -> int:
     from edgeq._io import atomic_write, check_output_path
+    from edgeq._render.ui import json_text
     from edgeq._native import quiet_native_output
     from edgeq._render import outputs_table, predictions_table
     from edgeq.runtime import Model, top
@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace, ui: UI, written: list[Path]) -> int:
                       "outputs": {k: v.tolist() for k, v in outputs.items()}}
             if ranked is not None:
                 record["top"] = [{"label": label, "score": score} for label, score in ranked]
-            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.write(json_text(record) + "\n")
         else:
             title = f"{name}  ({ms:.2f} ms)"
             ui.print(predictions_table(title, ranked) if ranked is not None else outputs_table(title, outputs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from typing import Any, Callable, Iterator
 
@@ -44,7 +45,7 @@ class UI:
             self.out.print(*renderables)
 
     def json(self, obj: Any) -> None:
-        sys.stdout.write(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+        sys.stdout.write(json_text(obj, indent=2) + "\n")
         sys.stdout.flush()
 
     def status(self, message: str) -> None:
@@ -68,6 +69,21 @@ class UI:
         )
         with progress, reporting(_RichReporter(progress)):
             yield
+
+
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON of ``obj`` (dataclasses via ``to_dict``, numpy values): NaN and infinities become ``null``."""
+    return json.dumps(_finite(json.loads(json.dumps(obj, default=_jsonable))), indent=indent, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _jsonable(obj: Any) -> Any:

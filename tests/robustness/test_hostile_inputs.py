@@ -186,6 +186,8 @@ CASES: list[Case] = [
     *bad_report("report-results-dict", lambda d: set_in(d, "results", {"a": 1})),
     *bad_report("report-device-list", lambda d: set_in(d, "device", [1, 2])),
     *bad_report("report-list", lambda d: []),
+    *bad_report("report-schema-float", lambda d: set_in(d, "schema_version", 1.0), "schema_version"),
+    *bad_report("report-schema-bool", lambda d: set_in(d, "schema_version", True), "schema_version"),
     # odd data files
     ("npy-empty", {M: sample, "x.npy": b""}, ["run", M, "x.npy"], "x.npy"),
     ("npy-huge-shape", {M: sample, "x.npy": npy_header((10**6, 10**6, 10**6))}, ["run", M, "x.npy"], "x.npy"),
@@ -324,3 +326,17 @@ def test_valid_npy_still_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         np.testing.assert_array_equal(load_npy(tmp_path / name), x)
     (tmp_path / M).write_bytes(SAMPLE_MODEL.read_bytes())
     run_ok(["run", M, "c.npy", "f.npy", "v2.npy"], tmp_path, capsys)
+
+
+def test_inspect_and_run_json_are_strict_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Metadata may carry NaN (Python's json reads it); edgeq's JSON output never does."""
+    raw = json.dumps(sample_metadata() | {"verification": {"agreement": float("nan"), "sqnr_db": float("inf")}}).encode()
+    (tmp_path / M).write_bytes(with_model(raw))
+    text = run_ok(["inspect", M, "--json"], tmp_path, capsys)
+    info = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in inspect --json"))
+    assert info["edgeq"]["verification"] == {"agreement": None, "sqnr_db": None}
+    shown = run_ok(["inspect", M], tmp_path, capsys)
+    assert "verified" in shown
+    valid_npy(tmp_path)
+    line = run_ok(["run", M, "x.npy", "--json"], tmp_path, capsys).splitlines()[0]
+    assert json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in run --json"))["input"] == "x.npy"
