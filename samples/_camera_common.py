@@ -279,16 +279,21 @@ def write_profile(path: str, model: Model, timings_ms: list[float], source: str,
                "read outputs); preprocessing, drawing and capture are not included"],
     )
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as fh:
             fh.write(report.to_json())
+            fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         if os.path.exists(path) and not force:
             raise edgeq.UsageError(f"--profile {path} exists; pass --force to overwrite it")
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a vanished folder: nothing half-written is left
+        raise edgeq.UsageError(f"cannot write --profile {path}: {exc.strerror}; check free space and permissions") from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
