@@ -340,3 +340,61 @@ def test_inspect_and_run_json_are_strict_json(tmp_path: Path, capsys: pytest.Cap
     valid_npy(tmp_path)
     line = run_ok(["run", M, "x.npy", "--json"], tmp_path, capsys).splitlines()[0]
     assert json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in run --json"))["input"] == "x.npy"
+
+
+# ------------------------------------------------------------------------------------------ counts
+def count_outcomes(timeout: float = 60.0, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run every case of ``CASES`` in a child process; count clean exits, exit 1s, crashes, partial files.
+
+    ``python tests/robustness/test_hostile_inputs.py [SKIP…]`` prints the counts (the figures of issue #15).
+    """
+    import subprocess
+    import sys
+    import tempfile
+    from collections import Counter
+
+    counts: Counter = Counter()
+    details = {}
+    for case, files, args, _ in CASES:
+        if case in skip:
+            counts["skipped"] += 1
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            for name, content in files.items():
+                content(folder) if callable(content) else (folder / name).write_bytes(content)
+            before = snapshot(folder)
+            code = "import sys; from edgeq.cli import main; sys.exit(main(sys.argv[1:]))"
+            try:
+                done = subprocess.run([sys.executable, "-c", code, *args], cwd=folder, capture_output=True, text=True,
+                                      timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+                rc, err = done.returncode, done.stderr
+            except subprocess.TimeoutExpired:
+                rc, err = "hang", ""
+            lines = [ln for ln in err.splitlines() if ln.strip() and "XNNPACK delegate" not in ln]
+            partial = snapshot(folder) != before
+            if rc == "hang":
+                outcome = "hang"
+            elif isinstance(rc, int) and rc < 0:
+                outcome = "crash"
+            elif rc == 2 and len(lines) == 1 and "Traceback" not in err:
+                outcome = "clean exit 2"
+            elif rc == 1:
+                outcome = "exit 1"
+            elif rc == 0:
+                outcome = "exit 0 (accepted)"
+            else:
+                outcome = f"exit {rc}, {len(lines)} lines"
+            counts[outcome] += 1
+            counts["partial files"] += partial
+            details[case] = (outcome, lines[-1][:160] if lines else "")
+    return {"tried": len(CASES), "counts": dict(counts), "cases": details}
+
+
+if __name__ == "__main__":
+    import sys
+
+    result = count_outcomes(skip=tuple(sys.argv[1:]))
+    for case, (outcome, line) in result["cases"].items():
+        print(f"{case:42s} {outcome:20s} {line}")
+    print(json.dumps({k: result[k] for k in ("tried", "counts")}, indent=1))
