@@ -80,6 +80,11 @@ def check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and not value > 0:
             raise edgeq.UsageError(f"--{name.replace('_', '-')} must be positive. Received: {value}")
+    for name in ("output", "profile"):  # never overwrite an input, even with --force
+        out = getattr(args, name, None)
+        for given in (args.model, args.source, getattr(args, "labels", None)):
+            if out and given and os.path.exists(out) and os.path.exists(given) and os.path.samefile(out, given):
+                raise edgeq.UsageError(f"--{name} {out} is the input {given}; choose another output path")
     if args.profile and os.path.exists(args.profile) and not args.force:
         raise edgeq.UsageError(f"--profile {args.profile} exists; pass --force to overwrite it")
     if args.profile and not os.path.isdir(os.path.dirname(os.path.abspath(args.profile))):

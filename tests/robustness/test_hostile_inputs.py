@@ -82,6 +82,15 @@ def set_in(d: dict[str, Any], path: str, value: Any) -> None:
     d[last] = value
 
 
+def _clip(path: Path) -> None:
+    import cv2
+
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(3):
+        out.write(np.full((48, 64, 3), i * 60, np.uint8))
+    out.release()
+
+
 def _touch(path: Path) -> Path:
     path.touch()
     return path
@@ -242,6 +251,10 @@ CASES += [
     ("profile-json-dangling-link", {M: sample, "link.json": dangling}, ["profile", M, "--runs", "1", "--no-memory", "--json", "link.json"], "link"),
     ("compare-html-is-report-force", {"a.json": lambda f: (f / "a.json").write_bytes(report_bytes(lambda d: None))},
      ["compare", "a.json", "--html", "a.json", "--force"], "input"),
+    ("camera-output-is-source-force", {M: sample, "clip.avi": lambda f: _clip(f / "clip.avi")},
+     ["camera", M, "--source", "clip.avi", "--headless", "--output", "clip.avi", "--force"], "input"),
+    ("camera-profile-is-model-force", {M: sample, "clip.avi": lambda f: _clip(f / "clip.avi")},
+     ["camera", M, "--source", "clip.avi", "--headless", "--profile", M, "--force"], "input"),
     ("compare-same-path-twice", {"a.json": lambda f: (f / "a.json").write_bytes(report_bytes(lambda d: None))},
      ["compare", "a.json", "--html", "c.out", "--png", "c.out"], "same"),
     ("report-deep", {"a.json": deep(50_000).encode()}, ["compare", "a.json", "--html", "c.html", "--png", "c.png"], "report"),
