@@ -81,8 +81,8 @@ def check_threads(threads: Any) -> int:
     """
     limit = max_threads()
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
-        raise UsageError(f"threads must be an integer from 1 to {limit} (8 per CPU core of this machine, at least 16). "
-                         f"Received: threads={threads!r}")
+        raise UsageError(f"threads must be a positive integer of at most {limit} (8 per CPU core of this machine, "
+                         f"at least 16). Received: threads={threads!r}")
     return threads
 
 
