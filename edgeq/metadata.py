@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -48,8 +49,6 @@ NORMALIZATIONS: dict[str, tuple[float, tuple[float, ...], tuple[float, ...]]] = 
 
 
 def _is_int(value: Any) -> bool:
-    import numbers
-
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -92,7 +91,7 @@ class Preprocess:
     def __post_init__(self) -> None:
         if self.size is not None:
             size = tuple(self.size) if isinstance(self.size, (tuple, list)) else ()
-            if (len(size) != 2 or not all(_is_int(v) and 1 <= v <= MAX_SIDE for v in size)):
+            if len(size) != 2 or not all(_is_int(v) and 1 <= v <= MAX_SIDE for v in size):
                 raise UsageError(f"Preprocess size must be (height, width), integers from 1 to {MAX_SIDE}. "
                                  f"Received: size={self.size!r}")
             object.__setattr__(self, "size", tuple(int(v) for v in size))
@@ -269,9 +268,12 @@ class ModelMetadata:
 
 
 def _expect(value: Any, types: type | tuple[type, ...], what: str) -> Any:
-    if not isinstance(value, types) or isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        names = " or ".join(t.__name__.replace("NoneType", "null") for t in (types if isinstance(types, tuple) else (types,)))
-        raise ModelError(f"{what} must be {names}. Received: {type(value).__name__.replace('NoneType', 'null')}")
+    """``value`` if it is one of ``types`` (``True``/``False`` count as numbers only if ``bool`` is listed)."""
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+        received = "null" if value is None else type(value).__name__
+        raise ModelError(f"{what} must be {names}. Received: {received}")
     return value
 
 
