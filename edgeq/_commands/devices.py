@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Group
-from rich.markup import escape
+from edgeq._render.text import safe_markup as escape
 from rich.table import Table
 
 from edgeq.devices import BoardProfile, Device, LiveState, current, detect, known_profiles, profile_for

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from rich.markup import escape
 from rich.text import Text
 
 # C0 and C1 control characters, DEL, lone surrogates, and the bidirectional overrides that reorder what is shown.
@@ -37,3 +38,8 @@ def safe_text(value: object, style: str = "", lines: bool = False) -> Text:
     through this helper (``lines`` as in :func:`safe_str`).
     """
     return Text(safe_str(value, lines), style=style)
+
+
+def safe_markup(value: object) -> str:
+    """``value`` ready to embed in a rich markup string: control characters but line breaks escaped, then ``[``."""
+    return escape(safe_str(value, lines=True))
