@@ -319,6 +319,19 @@ def test_hostile_labels_tensor_names_and_report_fields_print_as_plain_text(tmp_p
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_safe_text_shows_every_control_character_escaped_and_no_markup() -> None:
+    from edgeq._render import safe_markup, safe_str, safe_text
+
+    raw = "".join(map(chr, range(0x20))) + "\x7f\x85\x9b\u202e\u2066\udcff[bold]x[/]é日本"
+    shown = safe_str(raw)
+    assert all(ord(c) >= 0x20 and not 0x7f <= ord(c) <= 0x9f for c in shown)
+    assert "\\x1b" in shown and "\\x9b" in shown and "\\u202e" in shown and "\\udcff" in shown
+    assert shown.endswith("[bold]x[/]é日本")  # printable text, markup-like or not, is kept as it is
+    assert safe_text(raw).plain == shown and not safe_text(raw).spans  # a Text: never parsed as markup
+    assert safe_str("a\nb", lines=True) == "a\nb" and safe_str("a\nb") == "a\\x0ab"
+    assert safe_markup("[bold]x\x1b") == "\\[bold]x\\x1b"
+
+
 def test_bom_is_stripped_from_the_first_label() -> None:
     from edgeq.metadata import ModelMetadata
 
