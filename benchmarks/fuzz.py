@@ -34,6 +34,12 @@ Usage::
     python benchmarks/fuzz.py --raw --json /tmp/raw.json   # the same mutants through bare LiteRT
     python benchmarks/fuzz.py --replay crashes/multi-00042.tflite   # run one file in a worker and say what happened
     python benchmarks/fuzz.py --cost mobilenet_v2.tflite             # what the checks cost next to loading the model
+    python benchmarks/fuzz.py --documents 300          # mutate the edgeq metadata JSON and a profile report instead
+
+``--documents N`` mutates the JSON documents edgeq reads (``benchmarks/_fuzz_json.py``): the ``edgeq``
+metadata embedded in the sample model (read by ``inspect``, ``inspect --json``, ``run``) and a profile report
+(read by ``compare --json`` and ``compare --html --png``); every run must be exit 0 or a one-line exit 2 that
+leaves no file, with no raw control character in the output.
 
 Writes ``benchmarks/results/fuzz-<date>-<host>.json`` (or ``--json``) and prints a table. Exit status 1 if
 any mutant crashed, hung or raised an unexpected exception.
@@ -781,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="write that mutant of the seed NAME (with --model/--seed as in the campaign) to NAME-INDEX.tflite")
     parser.add_argument("--cost", type=Path, nargs="+", metavar="MODEL",
                         help="instead of fuzzing: time the checks against loading these models")
+    parser.add_argument("--documents", type=int, metavar="N",
+                        help="mutate the metadata JSON and a report JSON N times each instead of model files")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -799,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "host": socket.gethostname(), "interpreter": _interpreter_version()},
                                             indent=1) + "\n")
         return 0
+    if args.documents is not None:
+        return _documents(args.documents, args.seed, args.json)
     if args.replay:
         with tempfile.TemporaryDirectory() as tmp:
             worker = Worker(args.raw, args.timeout, Path(tmp))
@@ -834,6 +844,28 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print(f"\n{report['checks']}; {report['seconds']} s; written to {out}")
     return 1 if any(r.outcomes.get(k) for r in results.values() for k in FAILURES) else 0
+
+
+def _documents(mutants: int, seed: int, out: Path | None) -> int:
+    """``--documents``: the JSON campaign of ``_fuzz_json``; exit 1 if any run ended badly."""
+    sys.path.insert(0, str(HERE))
+    from _fuzz_json import BAD_OUTCOMES, json_campaign
+
+    started = time.monotonic()
+    result = json_campaign(mutants, seed)
+    result.update({"what": "edgeq JSON document fuzzing (metadata, profile reports) through the CLI",
+                   "date": date.today().isoformat(), "host": socket.gethostname(),
+                   "seconds": round(time.monotonic() - started, 1)})
+    out = out or HERE / "results" / f"fuzz-documents-{date.today()}-{socket.gethostname()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print("| document | runs | " + " | ".join(("ok", "clean", *BAD_OUTCOMES)) + " |")
+    print("| --- " * (len(BAD_OUTCOMES) + 4) + "|")
+    for doc, counts in result["outcomes"].items():
+        cells = " | ".join(str(counts.get(k, 0)) for k in ("ok", "clean", *BAD_OUTCOMES))
+        print(f"| {doc} | {sum(counts.values())} | {cells} |")
+    print(f"\n{mutants} mutants per document; {result['seconds']} s; written to {out}")
+    return 1 if result["bad"] else 0
 
 
 def validation_cost(path: Path, repeats: int = 40, cold_runs: int = 5) -> dict[str, Any]:

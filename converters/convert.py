@@ -72,7 +72,7 @@ class ConversionResult:
 def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
     """Class names from a text file, one per line (blank lines skipped)."""
     try:
-        labels = tuple(line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip())
+        labels = tuple(line.strip() for line in Path(path).read_text(encoding="utf-8-sig").splitlines() if line.strip())
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read labels file {path}: {exc}") from None
     if not labels:
@@ -184,9 +184,9 @@ def convert(
     """
     spec = get_mode(mode)
     io_type = _io_type(spec, io)
-    out = check_output_path(out, force)
+    out = check_output_path(out, force, inputs=(model, data, labels))
     if spec.needs_data and data is None:
-        raise UsageError(f"mode {spec.key.value} needs representative data; pass --data (an image folder, video, .npy/.npz or module:function)")
+        raise UsageError(f"mode {spec.key.value} needs representative data; pass --data (an image folder, video, .npy/.npz or py:module:function)")
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise UsageError(f"--min-agreement is a fraction between 0 and 1. Received: {min_agreement}")
     label_names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels or ())

@@ -1,4 +1,4 @@
-"""Representative datasets: image folders, videos, ``.npy``/``.npz`` arrays, ``module:function``, tf.data.
+"""Representative datasets: image folders, videos, ``.npy``/``.npz`` arrays, ``py:module:function`` (runs code), tf.data.
 
 Every source becomes a :class:`SampleSet`: a list of samples (one float32 array per model
 input, batch dimension included) split reproducibly into calibration and verification parts.
@@ -12,13 +12,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from edgeq._lazy import import_optional
 from edgeq._progress import track
-from edgeq.errors import DataError
+from edgeq.errors import DataError, EdgeqError
 from edgeq.metadata import Preprocess
 from edgeq.runtime.preprocess import IMAGE_EXTENSIONS, image_to_array
 
@@ -101,7 +101,7 @@ def _single_image_input(inputs: Sequence[InputSpec], what: str) -> InputSpec:
     if len(inputs) != 1:
         raise DataError(
             f"the model has {len(inputs)} inputs ({', '.join(s.name for s in inputs)}) but {what} gives one image per "
-            "sample; pass a .npz with one array per input name, or a module:function"
+            "sample; pass a .npz with one array per input name, or a py:module:function"
         )
     spec = inputs[0]
     if not spec.is_image:
@@ -169,10 +169,15 @@ def _from_arrays(arrays: list[np.ndarray], inputs, samples, seed, where: str, ki
 
 
 def _from_npy(path: Path, inputs, samples, seed) -> SampleSet:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+    if path.suffix.lower() == ".npy":
+        from edgeq._io import load_npy
+
+        loaded = load_npy(path)
+    else:
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"cannot read {path}: {exc or 'empty file'}") from None
     if isinstance(loaded, np.ndarray):
         arrays = [loaded]
     else:
@@ -213,15 +218,32 @@ def _from_iterable(items: Iterable[Any], inputs, samples, seed, where: str) -> S
     return _finish([collected[i] for i in calib_idx], [collected[i] for i in verify_idx], where, "callable", None)
 
 
+#: ``--data py:module:function`` imports ``module`` (the current folder first) and calls ``function``: it runs code
+CODE_PREFIX = "py:"
+
+
 def _from_callable(spec: str, inputs, samples, seed) -> SampleSet:
-    module_name, _, func_name = spec.partition(":")
+    module_name, _, func_name = spec[len(CODE_PREFIX):].partition(":")
+    if not module_name or not func_name:
+        raise DataError(f"--data {spec}: expected {CODE_PREFIX}module:function, e.g. {CODE_PREFIX}mydata:samples")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
-        raise DataError(f"cannot import {spec}: {exc}; expected module:function importable from the current folder") from None
-    return _from_iterable(func(), inputs, samples, seed, spec)
+        raise DataError(f"cannot import {spec}: {exc}; expected {CODE_PREFIX}module:function importable from the "
+                        "current folder") from None
+    return _call_user_data(func, inputs, samples, seed, spec)
+
+
+def _call_user_data(func: Callable[[], Any], inputs, samples, seed, where: str) -> SampleSet:
+    """Collect the samples of a user's data function; an exception inside it is a DataError naming it."""
+    try:
+        return _from_iterable(func(), inputs, samples, seed, where)
+    except EdgeqError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's code may raise anything
+        raise DataError(f"the data function {where} raised {type(exc).__name__}: {exc}; fix it and rerun") from exc
 
 
 def _finish(calibration, verification, source, kind, pp) -> SampleSet:
@@ -241,7 +263,8 @@ def load_samples(
     """Read a representative dataset for a model with the given inputs.
 
     Args:
-        data: an image folder, a video, a ``.npy``/``.npz`` file, ``"module:function"``, a
+        data: an image folder, a video, a ``.npy``/``.npz`` file, ``"py:module:function"`` (imports the module
+            from the current folder and calls the function: this runs code), a
             ``tf.data.Dataset``, a callable returning an iterable, or an iterable of arrays.
         inputs: the model's inputs.
         samples: how many samples calibrate (the rest, up to 100, verify).
@@ -267,13 +290,15 @@ def load_samples(
                 return _from_video(path, inputs, samples, seed, pp_args)
             raise DataError(
                 f"cannot use {path} as data: expected an image folder, a video ({', '.join(VIDEO_EXTENSIONS)}), "
-                ".npy/.npz, or module:function"
+                f".npy/.npz, or {CODE_PREFIX}module:function"
             )
-        if ":" in text and not path.exists() and not text.startswith(("/", ".")):
+        if text.startswith(CODE_PREFIX):
             return _from_callable(text, inputs, samples, seed)
-        raise DataError(f"data not found: {text}; give an image folder, a video, a .npy/.npz file or module:function")
+        hint = f" (to run Python code, write --data {CODE_PREFIX}{text})" if ":" in text and not text.startswith(("/", ".")) else ""
+        raise DataError(f"data not found: {text}; give an image folder, a video, a .npy/.npz file or "
+                        f"{CODE_PREFIX}module:function{hint}")
     if callable(data):
-        return _from_iterable(data(), inputs, samples, seed, getattr(data, "__name__", "callable"))
+        return _call_user_data(data, inputs, samples, seed, getattr(data, "__name__", "callable"))
     if isinstance(data, np.ndarray):
         return _from_arrays([data], inputs, samples, seed, "array", "arrays")
     if hasattr(data, "__iter__"):

@@ -148,7 +148,7 @@ def qat(
         CheckFailed: ``min_agreement`` was not met; the model was written.
     """
     _check_options(epochs, batch_size, learning_rate, io, min_agreement)
-    out = check_output_path(out, force)
+    out = check_output_path(out, force, inputs=(model, train, data, labels))
     label_names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels or ())
     keras = _lazy.keras()
     seconds: dict[str, float] = {}

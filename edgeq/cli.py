@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import warnings
 from typing import Sequence
+import threading
+from typing import Any, Sequence
 
 from edgeq._version import __version__
 from edgeq.errors import EdgeqError
@@ -35,8 +38,21 @@ class Terminated(BaseException):
     """Raised in the main thread on SIGTERM so that ``finally`` blocks clean up as for Ctrl-C."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if _in_finalizer(frame):
+        # raised inside __del__ (e.g. LiteRT's Interpreter.__del__ freeing the native interpreter) the exception
+        # would be printed as "Exception ignored" and the command would go on: deliver the signal again instead
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
     raise Terminated()
+
+
+def _in_finalizer(frame: Any) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -103,7 +119,7 @@ def join_dash_values(parser: argparse.ArgumentParser, tokens: list[str]) -> list
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgeq`` console script and ``python -m edgeq``."""
-    from edgeq._ui import UI
+    from edgeq._render.ui import UI
 
     args = parse_args(argv)
     # Keras warns when edgeq feeds a one-input model a list; the feeding is deliberate and the output right

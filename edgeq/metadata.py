@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -34,6 +35,8 @@ METADATA_NAME = "edgeq"
 SCHEMA_VERSION = 1
 
 RESIZE_MODES = ("stretch", "crop", "pad")
+#: the largest ``Preprocess.size`` side: a bigger image would take gigabytes before the model sees it
+MAX_SIDE = 8192
 COLORS = ("rgb", "bgr", "grayscale")
 
 #: named normalisations: pixel value p in [0, 255] becomes (p * scale - mean) / std
@@ -45,7 +48,13 @@ NORMALIZATIONS: dict[str, tuple[float, tuple[float, ...], tuple[float, ...]]] = 
 }
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _floats(values: Any, what: str) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise UsageError(f"{what} must be a list of numbers. Received: {values!r}")
     try:
         out = tuple(float(v) for v in values)
     except (TypeError, ValueError):
@@ -81,13 +90,14 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.size is not None:
-            size = tuple(int(v) for v in self.size)
-            if len(size) != 2 or min(size) < 1:
-                raise UsageError(f"Preprocess size must be (height, width) of positive integers. Received: size={self.size!r}")
-            object.__setattr__(self, "size", size)
-        if self.resize not in RESIZE_MODES:
+            size = tuple(self.size) if isinstance(self.size, (tuple, list)) else ()
+            if len(size) != 2 or not all(_is_int(v) and 1 <= v <= MAX_SIDE for v in size):
+                raise UsageError(f"Preprocess size must be (height, width), integers from 1 to {MAX_SIDE}. "
+                                 f"Received: size={self.size!r}")
+            object.__setattr__(self, "size", tuple(int(v) for v in size))
+        if not isinstance(self.resize, str) or self.resize not in RESIZE_MODES:
             raise UsageError(f"resize must be one of {', '.join(RESIZE_MODES)}. Received: resize={self.resize!r}")
-        if self.color not in COLORS:
+        if not isinstance(self.color, str) or self.color not in COLORS:
             raise UsageError(f"color must be one of {', '.join(COLORS)}. Received: color={self.color!r}")
         object.__setattr__(self, "mean", _floats(self.mean, "mean"))
         object.__setattr__(self, "std", _floats(self.std, "std"))
@@ -134,6 +144,7 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
+        _expect(d, dict, "preprocess")
         known = {f.name for f in fields(cls)}
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known})
 
@@ -171,9 +182,17 @@ class QuantInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QuantInfo:
+        _expect(d, dict, "quant")
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
-        d["keep_float"] = tuple(d.get("keep_float") or ())
+        for key in ("mode", "input_type", "output_type"):
+            _expect(d.get(key, "float32"), str, f"quant.{key}")
+        _expect(d.get("target"), (str, type(None)), "quant.target")
+        for key in ("calibration", "accuracy_budget", "weights"):
+            _expect(d.get(key), (dict, type(None)), f"quant.{key}")
+        d["keep_float"] = tuple(_strings(d.get("keep_float") or [], "quant.keep_float"))
+        if "mode" not in d:
+            raise ModelError("quant.mode is missing")
         return cls(**d)
 
 
@@ -213,23 +232,56 @@ class ModelMetadata:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelMetadata:
-        pp = d.get("preprocess")
+        """Rebuild metadata from :meth:`to_dict` output, checking every field's type.
+
+        Raises:
+            ModelError: a field is missing or of the wrong type, or the schema version is not this edgeq's.
+        """
+        _expect(d, dict, "the metadata")
+        version = d.get("schema_version")
+        if not _is_int(version):
+            raise ModelError(f"schema_version must be an integer. Received: {version!r}")
+        pp = _expect(d.get("preprocess"), (dict, type(None)), "preprocess")
+        verification = _expect(d.get("verification"), (dict, type(None)), "verification")
+        for key in ("agreement", "sqnr_db"):
+            _expect((verification or {}).get(key), (int, float, type(None)), f"verification.{key}")
+        labels = _strings(d.get("labels") or [], "labels")
+        if labels and labels[0].startswith("\ufeff"):  # a UTF-8 BOM read as text from a labels file
+            labels[0] = labels[0][1:]
         return cls(
-            schema_version=int(d.get("schema_version", -1)),
-            edgeq_version=str(d.get("edgeq_version", "")),
-            source=dict(d.get("source") or {}),
-            labels=tuple(d.get("labels") or ()),
+            schema_version=int(version),
+            edgeq_version=_expect(d.get("edgeq_version", ""), str, "edgeq_version"),
+            source=dict(_expect(d.get("source") or {}, dict, "source")),
+            labels=tuple(labels),
             preprocess=Preprocess.from_dict(pp) if pp else None,
-            quant=QuantInfo.from_dict(d["quant"]),
-            verification=d.get("verification"),
+            quant=QuantInfo.from_dict(_expect(d.get("quant"), dict, "quant")),
+            verification=verification,
         )
 
     @classmethod
     def from_json(cls, raw: bytes, name: str = "model") -> ModelMetadata:
         try:
             return cls.from_dict(json.loads(raw))
-        except (ValueError, KeyError, TypeError, UsageError) as exc:
-            raise ModelError(f"{name} has an unreadable edgeq metadata entry ({exc}); re-convert the model") from None
+        except (ValueError, KeyError, TypeError, UsageError, ModelError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ModelError(f"{name} has an unreadable edgeq metadata entry ({reason}); re-convert the model") from None
+
+
+def _expect(value: Any, types: type | tuple[type, ...], what: str) -> Any:
+    """``value`` if it is one of ``types`` (``True``/``False`` count as numbers only if ``bool`` is listed)."""
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+        received = "null" if value is None else type(value).__name__
+        raise ModelError(f"{what} must be {names}. Received: {received}")
+    return value
+
+
+def _strings(values: Any, what: str) -> list[str]:
+    _expect(values, list, what)
+    for v in values:
+        _expect(v, str, f"each of {what}")
+    return list(values)
 
 
 def read_metadata(model: str | bytes | Any) -> ModelMetadata | None:

@@ -341,6 +341,21 @@ class LatestFrameReader:
         self.close()
 
 
+def _count_frames(cv2: Any, path: Path) -> int:
+    """Frames OpenCV can read back from a video file (grabbed, not decoded)."""
+    from edgeq._native import quiet_native_output
+
+    with quiet_native_output():
+        cap = cv2.VideoCapture(str(path))
+        try:
+            count = 0
+            while cap.isOpened() and cap.grab():
+                count += 1
+            return count
+        finally:
+            cap.release()
+
+
 class FrameWriter:
     """Frames to a video file or a new folder of JPEGs, all or nothing.
 
@@ -433,6 +448,10 @@ class FrameWriter:
             else:
                 with open(tmp, "rb") as fh:
                     os.fsync(fh.fileno())
+                readable = _count_frames(self._cv2, tmp)
+                if readable < self.frames:  # OpenCV's writer does not report a full disk: check what it wrote
+                    raise UsageError(f"the video for {self.path} holds {readable} of its {self.frames} frames (disk "
+                                     "full?); nothing was written; check free space")
                 os.chmod(tmp, 0o644)
                 if self.force:
                     os.replace(tmp, self.path)

@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -190,8 +191,11 @@ def _from_npz(path: Path, labels: Sequence[str], num_classes: int | None) -> Lab
             if not {"x", "y"} <= set(loaded.keys()):
                 raise DataError(f"{path} holds arrays {sorted(loaded.keys())}; a labelled .npz needs 'x' and 'y'")
             x, y = loaded["x"], loaded["y"]
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    if y.dtype.kind == "f" and not (y.ndim == 2 and y.shape[1] > 1):
+        raise DataError(f"{path} 'y' holds floats ({y.dtype}); it must hold class indices (integers), class names "
+                        "(strings) or one-hot rows")
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot
         y = y.argmax(axis=1)
     y = y.reshape(-1)

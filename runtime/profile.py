@@ -133,10 +133,9 @@ def _prepare_input(model: Any, value: Any, seed: int,
         if not path.is_file():
             raise DataError(f"--input {path} not found; give an image or a .npy array file")
         if path.suffix.lower() == ".npy":
-            try:
-                value = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise DataError(f"cannot read {path}: {exc}") from None
+            from edgeq._io import load_npy
+
+            value = load_npy(path)
         return model.prepare(value), path.name
     return model.prepare(value), f"{type(value).__name__}"
 
@@ -233,6 +232,10 @@ def _check_args(threads: Sequence[int] | None, runs: int | None, duration: float
         bad = [t for t in threads if not isinstance(t, int) or isinstance(t, bool) or t < 1]
         if bad:
             raise UsageError(f"thread counts must be positive integers. Received: threads={list(threads)!r}")
+        from edgeq.runtime.model import check_threads
+
+        for t in threads:
+            check_threads(t)
 
 
 def profile(

@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 from edgeq.errors import DeviceError
@@ -94,6 +95,11 @@ def _child(model_path: str, threads: int, backend: str | None, runs: int) -> dic
     }
 
 
+def _isolated_python() -> list[str]:
+    """The interpreter command for a child that imports nothing from the working folder (``-P`` from Python 3.11)."""
+    return [sys.executable, "-P"] if sys.version_info >= (3, 11) else [sys.executable]
+
+
 def measure_memory(model_path: str | os.PathLike, threads: int, backend: str | None, runs: int = 10) -> MemoryStats:
     """Load and run the model in a fresh Python process and return its memory figures.
 
@@ -106,13 +112,15 @@ def measure_memory(model_path: str | os.PathLike, threads: int, backend: str | N
     Raises:
         DeviceError: the child process failed or printed no result.
     """
-    cmd = [sys.executable, "-m", "edgeq.runtime.profile_memory", os.fspath(model_path), "--threads", str(threads),
-           "--runs", str(runs)]
+    cmd = [*_isolated_python(), "-m", "edgeq.runtime.profile_memory", os.path.abspath(model_path),
+           "--threads", str(threads), "--runs", str(runs)]
     if backend:
         cmd += ["--backend", backend]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", PYTHONSAFEPATH="1")
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, env=env, check=False)
+        with tempfile.TemporaryDirectory(prefix="edgeq-memory-") as neutral:  # nothing of the caller's folder on sys.path
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, env=env, check=False,
+                                  cwd=neutral)
     except (OSError, subprocess.SubprocessError) as exc:
         raise DeviceError(f"cannot start the memory-measuring child process ({exc}); rerun with --no-memory") from exc
     line = next((ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("{")), None)

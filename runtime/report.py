@@ -97,8 +97,16 @@ class LatencyStats:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LatencyStats:
-        return cls(runs=int(d["runs"]), **{k: math.inf if d[k] is None else float(d[k])
-                                           for k in cls.__dataclass_fields__ if k != "runs"})
+        """Rebuild from :meth:`to_dict`; only ``fps`` may be ``null`` (infinite), times must be plausible.
+
+        Raises:
+            ValueError: a time is missing, not a number, negative or above ``MAX_MS``.
+        """
+        times = {k: _time_ms(d[k], f"latency.{k}") for k in cls.__dataclass_fields__ if k not in ("runs", "fps")}
+        fps = math.inf if d["fps"] is None else float(d["fps"])
+        if not fps >= 0:
+            raise ValueError(f"latency.fps must be a non-negative number, got {d['fps']!r}")
+        return cls(runs=int(d["runs"]), fps=fps, **times)
 
 
 @dataclass(frozen=True)
@@ -292,7 +300,7 @@ class ThreadResult:
         return cls(
             threads=int(d["threads"]), load_ms=float(d["load_ms"]), first_ms=float(d["first_ms"]),
             warmup=int(d["warmup"]), latency=LatencyStats.from_dict(d["latency"]),
-            timings_ms=tuple(float(v) for v in d["timings_ms"]),
+            timings_ms=tuple(_time_ms(v, "timings_ms") for v in d["timings_ms"]),
             memory=MemoryStats.from_dict(d["memory"]) if d.get("memory") else None,
             ops=OpProfile.from_dict(d["ops"]) if d.get("ops") else None,
             temperature_before_c=_opt_float(d.get("temperature_before_c")),
@@ -419,7 +427,7 @@ class ProfileReport:
         kind, version = d.get("kind"), d.get("schema_version")
         if kind != REPORT_KIND:
             raise DataError(f"{name} is not an edgeq profile report: expected kind {REPORT_KIND!r}, got {kind!r}")
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION or type(version) is not int:
             raise DataError(
                 f"{name} has report schema_version {version!r}, but this edgeq reads version {SCHEMA_VERSION}; "
                 "re-run 'edgeq profile' with this edgeq, or use the edgeq that wrote it"
@@ -435,8 +443,18 @@ class ProfileReport:
             )
         except KeyError as exc:
             raise DataError(f"{name} is a malformed edgeq profile report: field {exc.args[0]!r} is missing") from None
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DataError(f"{name} is a malformed edgeq profile report ({type(exc).__name__}: {exc})") from None
+
+
+#: the longest time a report may hold (one day): larger values are corrupt and would break the charts
+MAX_MS = 86_400_000.0
+
+
+def _time_ms(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_MS:
+        raise ValueError(f"{what} must be a number of milliseconds from 0 to {MAX_MS:.0f}, got {value!r}")
+    return float(value)
 
 
 def _finite(obj: Any) -> Any:
@@ -466,9 +484,10 @@ def load_report(path: str | os.PathLike) -> ProfileReport:
         raise DataError(f"cannot read report {path}: {exc.strerror}") from None
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
         raise DataError(
-            f"{path} is not JSON ({exc}); expected a report written by 'edgeq profile --json-out OUT'"
+            f"{path} is not JSON ({reason}); expected a report written by 'edgeq profile --json-out FILE'"
         ) from None
     return ProfileReport.from_dict(data, name=str(path))
 

@@ -78,10 +78,9 @@ def expand_inputs(items: Sequence[str | os.PathLike], every: int = 1) -> Iterato
         elif path.suffix.lower() in VIDEO_EXTENSIONS:
             yield from video_frames(path, every)
         elif path.suffix.lower() == ".npy":
-            try:
-                yield str(path), np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise DataError(f"cannot read {path}: {exc}") from None
+            from edgeq._io import load_npy
+
+            yield str(path), load_npy(path)
         else:
             raise DataError(
                 f"cannot run on {path}: expected an image ({', '.join(IMAGE_EXTENSIONS)}), a folder of images, "

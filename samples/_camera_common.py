@@ -88,6 +88,11 @@ def check_args(args: argparse.Namespace) -> None:
     if args.fast and args.realtime:
         raise edgeq.UsageError("--fast and --realtime contradict each other: --fast processes a file as fast as "
                                "possible, --realtime at its frame rate dropping frames; give one")
+    for name in ("output", "profile"):  # never overwrite an input, even with --force
+        out = getattr(args, name, None)
+        for given in (args.model, args.source, getattr(args, "labels", None)):
+            if out and given and os.path.exists(out) and os.path.exists(given) and os.path.samefile(out, given):
+                raise edgeq.UsageError(f"--{name} {out} is the input {given}; choose another output path")
     if args.profile and os.path.exists(args.profile) and not args.force:
         raise edgeq.UsageError(f"--profile {args.profile} exists; pass --force to overwrite it")
     if args.profile and not os.path.isdir(os.path.dirname(os.path.abspath(args.profile))):
@@ -336,16 +341,21 @@ def write_profile(path: str, model: Model, timings_ms: list[float], source: str,
                "read outputs); preprocessing, drawing and capture are not included"],
     )
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as fh:
             fh.write(report.to_json())
+            fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         if os.path.exists(path) and not force:
             raise edgeq.UsageError(f"--profile {path} exists; pass --force to overwrite it")
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a vanished folder: nothing half-written is left
+        raise edgeq.UsageError(f"cannot write --profile {path}: {exc.strerror}; check free space and permissions") from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

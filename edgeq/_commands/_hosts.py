@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from rich.markup import escape
 from rich.table import Table
 
-from edgeq._ui import UI
+from edgeq._render.text import safe_text
+from edgeq._render.ui import UI
 from edgeq.errors import DataError, ModelError, UsageError
 
 #: options of :func:`add_host_options`, never forwarded to the boards
@@ -132,10 +132,10 @@ def profile_on_hosts(args: argparse.Namespace, ui: UI) -> int:
     """``edgeq profile MODEL --host …``: profile on every board, then compare the reports."""
     from datetime import datetime, timezone
 
-    from edgeq._compare_render import render_html, render_png, titles
+    from edgeq._render.compare import render_html, render_png, titles
     from edgeq._fleet import RemoteCommand, run_on_hosts
     from edgeq._io import atomic_write, check_output_path
-    from edgeq._profile_render import compare_table
+    from edgeq._render.profile import compare_table
     from edgeq.runtime.report import ProfileReport, compare
 
     hosts, settings = _fleet(args)
@@ -225,7 +225,7 @@ def devices_table(rows: Sequence[dict[str, Any]]) -> Table:
             (", ".join(throttled) or "none") if throttled is not None else None,
             (prof.get("preferred_mode") or {}).get("mode"),
         ]
-        table.add_row(*(escape(str(c)) if c is not None else "[dim]?[/]" for c in cells))
+        table.add_row(*(safe_text(c) if c is not None else "[dim]?[/]" for c in cells))
     return table
 
 
@@ -282,7 +282,7 @@ def run_table(records: Sequence[dict[str, Any]]) -> Table:
             result = f"{r['top'][0]['label']} ({r['top'][0]['score']:.3f})"
         else:
             result = ", ".join(f"{k}: {_shape(v)}" for k, v in (r.get("outputs") or {}).items())
-        table.add_row(escape(r["host"]), escape(str(r["input"])), f"{float(r['latency_ms']):.2f}", escape(result))
+        table.add_row(safe_text(r["host"]), safe_text(r["input"]), f"{float(r['latency_ms']):.2f}", safe_text(result))
     return table
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from edgeq._commands import _checks as checks
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import DataError
 
 EXAMPLES = """examples:
@@ -65,7 +65,7 @@ def parse(parser: argparse.ArgumentParser, tokens: list[str]) -> argparse.Namesp
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from rich.text import Text
+    from edgeq._render import safe_text
 
     from edgeq._lazy import import_optional
     from edgeq.cli import join_dash_values
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     summary = app.run(app_args, model)
     ui.json_mode = bool(app_args.json)  # the app's own --json (edgeq camera passes every option on)
     ui.json(summary.to_dict())
-    ui.print(Text(summary.text()))  # plain text: labels may contain [brackets] rich would read as markup
+    ui.print(safe_text(summary.text(), lines=True))  # labels may hold markup or terminal escapes
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 from datetime import datetime, timezone
 
 from edgeq._commands._options import add_json_options
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import UsageError
 
 EXAMPLES = """examples:
@@ -39,24 +39,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._compare_render import render_html, render_png, titles
-    from edgeq._io import atomic_write, check_output_path
-    from edgeq._profile_render import compare_table
+    from edgeq._render.compare import render_html, render_png, titles
+    from edgeq._io import all_or_nothing, atomic_write, check_output_path, same_file
+    from edgeq._render.profile import compare_table
     from edgeq.runtime.report import compare
 
     if args.baseline < 1:
         raise UsageError(f"--baseline counts rows from 1. Received: --baseline {args.baseline}")
     if args.threads and min(args.threads) < 1:
         raise UsageError(f"--threads must be positive. Received: --threads {min(args.threads)}")
-    outputs = [(kind, check_output_path(path, args.force)) for kind, path in (("html", args.html), ("png", args.png)) if path]
+    if args.html and args.png and same_file(args.html, args.png):
+        raise UsageError(f"--html and --png name the same file ({args.html}); give two different paths")
+    outputs = [(kind, check_output_path(path, args.force, inputs=args.reports))
+               for kind, path in (("html", args.html), ("png", args.png)) if path]
     result = compare(args.reports, baseline=args.baseline - 1, threads=args.threads)
-    for kind, out in outputs:
+    pictures = []
+    for kind, out in outputs:  # render everything first: a failure leaves no file
         if kind == "png":
-            data = render_png(result)
+            pictures.append((kind, out, render_png(result)))
         else:
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            data = render_html(result, title=titles(result.entries), generated=stamp).encode()
-        atomic_write(out, data, force=args.force)
+            pictures.append((kind, out, render_html(result, title=titles(result.entries), generated=stamp).encode()))
+    with all_or_nothing() as written:
+        for kind, out, data in pictures:
+            written.append(atomic_write(out, data, force=args.force))
+    for kind, out, _ in pictures:
         ui.status(f"{kind.upper()} written to {out}")
     ui.json(result)
     if ui.json_mode:

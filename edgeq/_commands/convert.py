@@ -6,7 +6,7 @@ import argparse
 
 from edgeq._commands import _checks as checks
 from edgeq._commands._options import add_json_options
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import CheckFailed
 
 EXAMPLES = """examples:
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help=".keras file, .h5 file or SavedModel folder")
-    p.add_argument("--data", help="representative data: image folder, video, .npy/.npz, or module:function")
+    p.add_argument("--data", help="representative data: image folder, video, .npy/.npz, or py:module:function (imports and runs that Python code)")
     p.add_argument("--out", required=True, help="the .tflite file to write")
     p.add_argument("--mode", default="int8", metavar="MODE", help=f"one of {', '.join(MODE_KEYS)} (default int8)")
     p.add_argument("--io", help="input/output type: float keeps float IO on an integer body (default: the mode's type)")
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if not ui.json_mode:
         ui.print(conversion_table(result))
         if result.fallback is not None:
-            from edgeq._accuracy_render import fallback_tables
+            from edgeq._render.accuracy import fallback_tables
 
             ui.print(*fallback_tables(result.fallback))
     for note in result.warnings:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgeq._commands import _checks as checks
 from edgeq._commands._options import add_json_options
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 
 EXAMPLES = """examples:
   edgeq debug model.keras --data calib_images/
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help=".keras file, .h5 file or SavedModel folder")
-    p.add_argument("--data", required=True, help="representative data: image folder, video, .npy/.npz, or module:function")
+    p.add_argument("--data", required=True, help="representative data: image folder, video, .npy/.npz, or py:module:function (imports and runs that Python code)")
     p.add_argument("--mode", default="int8", help="int8 (default) or uint8")
     p.add_argument("--calibration", default="minmax", metavar="METHOD", help="minmax (default), percentile:P or mse")
     p.add_argument("--keep-float", metavar="NAME[,NAME…]", help="layers already kept in float (not ranked)")
@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    from edgeq._render.accuracy import debug_tables
     from edgeq._io import atomic_write, check_output_path
     from edgeq.errors import UsageError
 
@@ -52,10 +53,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     checks.data(args.data)
     checks.preprocessing(args)
     checks.positive(args, "samples")
-    csv_out = check_output_path(args.csv, args.force) if args.csv else None
+    csv_out = check_output_path(args.csv, args.force, inputs=(args.model, args.data)) if args.csv else None
     checks.mode(args.mode)  # these two import edgeq.converters (not TensorFlow)
     checks.calibration(args.calibration)
-    from edgeq._accuracy_render import debug_tables
+    from edgeq._render.accuracy import debug_tables
     from edgeq.converters.debug import debug
 
     with ui.progress():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from edgeq._commands._options import add_json_options
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 
 EXAMPLES = """examples:
   edgeq demo

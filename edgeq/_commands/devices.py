@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Group
-from rich.markup import escape
+from edgeq._render.text import safe_markup as escape
 from rich.table import Table
 
 from edgeq._commands._hosts import add_host_options, devices_on_hosts, wants_hosts

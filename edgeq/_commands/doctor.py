@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.markup import escape
+from edgeq._render.text import safe_markup as escape
 from rich.table import Table
 
 from edgeq._commands._options import add_json_options

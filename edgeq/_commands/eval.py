@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgeq._commands import _checks as checks
 from edgeq._commands._options import add_json_options
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import ModelError
 
 EXAMPLES = """examples:
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._accuracy_render import eval_tables
+    from edgeq._render.accuracy import eval_tables
     from edgeq._native import quiet_native_output
     from edgeq.runtime import Model
     from edgeq.runtime.evaluate import evaluate

@@ -7,7 +7,7 @@ from typing import Any
 
 from edgeq._commands import _checks as checks
 from edgeq._commands._options import add_json_options
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 
 EXAMPLES = """examples:
   edgeq inspect model_int8.tflite
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                  ("labels", f"{len(meta['labels'])} ({', '.join(meta['labels'][:4])}{'…' if len(meta['labels']) > 4 else ''})"),
                  ("preprocess", _pp_text(meta["preprocess"])), ("edgeq version", meta["edgeq_version"])]
         if q.get("calibration"):
-            rows.append(("calibration", f"{q['calibration']['samples']} samples ({q['calibration']['method']})"))
+            rows.append(("calibration", f"{q['calibration'].get('samples', '?')} samples ({q['calibration'].get('method', '?')})"))
         if meta.get("verification"):
             v = meta["verification"]
             agree = "—" if v.get("agreement") is None else f"{v['agreement'] * 100:.1f} %"

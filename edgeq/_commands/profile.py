@@ -7,7 +7,7 @@ import argparse
 from edgeq._commands._hosts import add_host_options, profile_on_hosts, wants_hosts
 from edgeq._commands import _checks as checks
 from edgeq._commands._options import add_json_options
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import UsageError
 
 #: where an installed user reads the report's fields (docs/ is not in the wheel)
@@ -72,7 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._profile_render import profile_view
+    from edgeq._render.profile import profile_view
+    from edgeq._io import atomic_write, check_output_path
     from edgeq.runtime.profile import profile
 
     checks.tflite_model(args.model)

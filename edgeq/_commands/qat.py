@@ -6,7 +6,7 @@ import argparse
 
 from edgeq._commands import _checks as checks
 from edgeq._commands._options import add_json_options
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import CheckFailed
 
 EXAMPLES = """examples:
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from edgeq._qat_render import qat_table
+    from edgeq._render.qat import qat_table
     checks.keras_model(args.model)
     checks.labelled(args.train, "--train")
     if args.data is not None:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgeq._commands._hosts import add_host_options, run_on_boards, wants_hosts
 from edgeq._commands import _checks as checks
 from edgeq._commands._options import add_json_options
-from edgeq._ui import UI
+from edgeq._render.ui import UI
 from edgeq.errors import UsageError
 
 EXAMPLES = """examples:
@@ -56,8 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    from edgeq._io import all_or_nothing
+
+    with all_or_nothing() as written:  # an input that fails removes the outputs saved before it
+        return _run(args, ui, written)
+
+
+def _run(args: argparse.Namespace, ui: UI, written: list[Path]) -> int:
+    from edgeq._io import atomic_write, check_output_path
     from edgeq._progress import track
     from edgeq._render import outputs_table, predictions_table, run_summary_table, run_table
+    from edgeq._render.ui import strict_json
     from edgeq.runtime import Model, top
     from edgeq.runtime.sources import expand_inputs, random_input
 
@@ -68,8 +75,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if wants_hosts(args):
         return run_on_boards(args, ui)
     save_dir = Path(args.save_outputs) if args.save_outputs else None
-    if save_dir is not None and not save_dir.is_dir():
-        raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
+    if save_dir is not None:
+        _check_save_dir(save_dir, args.force)
     checks.tflite_model(args.model)
     if args.csv:
         checks.output(args.csv, args.force)
@@ -95,17 +102,18 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                 outputs = model.dequantize(raw)
                 if save_dir is not None:
                     for key, arr in raw.items():
-                        np.save(save_dir / f"{n:05d}_{_safe(key)}.npy", arr)
+                        buf = io.BytesIO()
+                        np.save(buf, arr, allow_pickle=False)
+                        out = check_output_path(save_dir / f"{n:05d}_{_safe(key)}.npy", args.force, [args.model, *args.inputs])
+                        written.append(atomic_write(out, buf.getvalue(), force=args.force))
                 record: dict = {"input": name if len(results) == 1 else f"{name}[{k}]", "latency_ms": seconds * 1000,
                                 "batch": batch, "outputs": outputs}
                 if classifier:
                     record["top"] = top(next(iter(outputs.values())), args.top, model.labels)
                 records.append(record)
     if ui.wants_json:
-        ui.json_text("".join(json.dumps(_jsonable(r)) + "\n" for r in records))
+        ui.json_text("".join(strict_json(_jsonable(r)) + "\n" for r in records))
     if args.csv:
-        from edgeq._io import atomic_write
-
         atomic_write(args.csv, _csv(records, classifier, args.top).encode(), force=args.force)
     if len(records) == 1:
         (r,) = records
@@ -162,6 +170,15 @@ def _shown(name: str, inputs: list[str]) -> str:
             except ValueError:
                 continue
     return name
+
+
+def _check_save_dir(save_dir: Path, force: bool) -> None:
+    if not save_dir.is_dir():
+        raise UsageError(f"--save-outputs folder {save_dir} does not exist; create it first")
+    earlier = sorted(p.name for p in save_dir.glob("[0-9][0-9][0-9][0-9][0-9]_*.npy"))
+    if earlier and not force:
+        raise UsageError(f"--save-outputs folder {save_dir} already holds outputs ({earlier[0]}, …); pass --force "
+                         "to replace them, or choose an empty folder")
 
 
 def _safe(name: str) -> str:

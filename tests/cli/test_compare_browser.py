@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeq._compare_render import COLORS
+from edgeq._render.compare import COLORS
 from edgeq.cli import main
 from support import SAMPLE_MODEL
 

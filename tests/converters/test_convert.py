@@ -143,7 +143,7 @@ def test_npz_and_callable_and_tf_data(keras_files, tmp_path, monkeypatch):
         "        yield rng.random((16, 16, 3), dtype=np.float32)\n"
     )
     monkeypatch.chdir(tmp_path)
-    r2 = edgeq.convert(keras_files["keras"], "mydata:samples", tmp_path / "b.tflite", samples=10)
+    r2 = edgeq.convert(keras_files["keras"], "py:mydata:samples", tmp_path / "b.tflite", samples=10)
     assert r2.metadata.quant.calibration["source"] == "callable"
 
     ds = tf.data.Dataset.from_tensor_slices((xs, np.zeros(24))).batch(4)  # (x, y) batches

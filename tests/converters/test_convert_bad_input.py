@@ -171,7 +171,7 @@ def test_interrupted_conversion_leaves_nothing(tmp_path, keras_files):
     out_dir = tmp_path / "o"
     out_dir.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeq", "convert", str(keras_files["keras"]), "--data", "slowdata:samples",
+        [sys.executable, "-m", "edgeq", "convert", str(keras_files["keras"]), "--data", "py:slowdata:samples",
          "--out", str(out_dir / "m.tflite"), "--samples", "300"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

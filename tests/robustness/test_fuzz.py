@@ -69,3 +69,15 @@ def test_a_crashing_worker_is_reported_not_fatal(fuzz, tmp_path):
         assert worker.run(SAMPLE_MODEL)[0] == "ran"
     finally:
         worker.close()
+
+
+def test_mutated_metadata_and_reports_end_cleanly(fuzz, tmp_path):
+    """``--documents``: mutated metadata JSON and report JSON give exit 0 or a one-line exit 2, nothing else."""
+    out = tmp_path / "documents.json"
+    code = fuzz.main(["--documents", "21", "--json", str(out)])  # 3 mutants of each of the 7 JSON mutators
+    report = json.loads(out.read_text())
+    assert report["bad"] == 0, json.dumps(report["examples"], indent=1)
+    assert code == 0
+    for doc in ("metadata", "report"):
+        outcomes = report["outcomes"][doc]
+        assert outcomes.get("clean", 0) > 0 and outcomes.get("ok", 0) > 0, (doc, outcomes)  # both paths exercised

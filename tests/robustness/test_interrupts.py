@@ -90,7 +90,7 @@ def test_convert(edgeq_child, tmp_path, keras_files):
         work = tmp_path / sig.name
         (work / "out").mkdir(parents=True)
         (work / "slowdata.py").write_text(SLOW_DATA)
-        proc = edgeq_child(["convert", str(keras_files["keras"]), "--data", "slowdata:samples", "--samples", "300",
+        proc = edgeq_child(["convert", str(keras_files["keras"]), "--data", "py:slowdata:samples", "--samples", "300",
                             "--out", str(work / "out" / "m.tflite")], work / "tmp", cwd=work)
         children[sig] = (proc, work)
     for sig, (proc, work) in children.items():

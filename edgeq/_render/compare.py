@@ -18,7 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgeq._render import human_bytes
+from edgeq._render.common import human_bytes
+from edgeq._render.text import safe_str
 from edgeq.runtime.report import COMPARE_METRICS, CompareEntry, CompareResult
 
 WIDTH = 1100
@@ -122,7 +123,7 @@ def _scene(result: CompareResult, title: str) -> tuple[list[_Shape], int]:
     axis = _Axis(lo, hi, x0, x1)
     height = TOP + ROW_H * len(entries) + BOTTOM
     plot_bottom = TOP + ROW_H * len(entries)
-    out: list[_Shape] = [_Shape("text", (16, 30), text=title, size=20, bold=True)]
+    out: list[_Shape] = [_Shape("text", (16, 30), text=safe_str(title), size=20, bold=True)]
     # legend: what the marks mean, then what the colours mean
     ly = 62
     out += [
@@ -153,10 +154,10 @@ def _scene(result: CompareResult, title: str) -> tuple[list[_Shape], int]:
             out.append(_Shape("rect", (8, top + 3, WIDTH - 8, top + ROW_H - 3), "#eef3fa"))
         elif i % 2:
             out.append(_Shape("rect", (8, top + 3, WIDTH - 8, top + ROW_H - 3), "#f8f8f8"))
-        sub = f"{e.model}, {e.mode}, {e.threads} thr"  # ASCII: Pillow's default font lacks some symbols
-        out += [_Shape("text", (16, mid - 9), text=_fit(f"{i + 1}. {e.device}", 40), size=14, bold=True),
+        sub = safe_str(f"{e.model}, {e.mode}, {e.threads} thr")  # ASCII: Pillow's default font lacks some symbols
+        out += [_Shape("text", (16, mid - 9), text=_fit(safe_str(f"{i + 1}. {e.device}"), 40), size=14, bold=True),
                 _Shape("text", (16, mid + 8), text=_fit(sub, 48), size=12, color="#444444"),
-                _Shape("text", (16, mid + 23), text=_fit(e.name, 48), size=11, color="#777777")]
+                _Shape("text", (16, mid + 23), text=_fit(safe_str(e.name), 48), size=11, color="#777777")]
         tip = f"p1 {p1:.3g}, p10 {p10:.3g}, p50 {p50:.3g}, p90 {p90:.3g}, p99 {p99:.3g} ms"
         out += [_Shape("line", (axis(p1), mid, axis(p99), mid), color, 2, 0.8),
                 _Shape("rect", (axis(p10), mid - 6, max(axis(p90), axis(p10) + 2), mid + 6), color, opacity=0.45),
@@ -269,7 +270,9 @@ def _cell(key: str, entry: CompareEntry, baseline: bool) -> str:
 
 def render_html(result: CompareResult, title: str = "edgeq compare", generated: str = "") -> str:
     """A self-contained HTML page: the comparison table, the latency chart (inline SVG) and notes."""
-    e = html.escape
+    def e(value: object) -> str:
+        return html.escape(safe_str(value))
+
     head = "".join(f'<th class="l">{c}</th>' for c in ("#", "device", "model", "mode", "report", "backend"))
     head += "<th>threads</th>"
     head += "".join(f"<th>{e(label)}{' (ms)' if unit == 'ms' else ''}</th>" for label, unit, _ in COMPARE_METRICS.values())
@@ -303,4 +306,4 @@ def render_html(result: CompareResult, title: str = "edgeq compare", generated: 
 def titles(entries: Sequence[CompareEntry]) -> str:
     """A page title naming the devices compared."""
     devices = list(dict.fromkeys(e.device for e in entries))
-    return "edgeq compare: " + (" vs ".join(devices[:4]) + (" …" if len(devices) > 4 else ""))
+    return safe_str("edgeq compare: " + (" vs ".join(devices[:4]) + (" …" if len(devices) > 4 else "")))

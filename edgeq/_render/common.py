@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 from rich.table import Table
 
+from edgeq._render.text import safe_text
+
 
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -31,7 +33,7 @@ def key_value_table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:
-        table.add_row(key, value if hasattr(value, "__rich__") else fmt(value))
+        table.add_row(key, value if hasattr(value, "__rich__") else safe_text(fmt(value)))
     return table
 
 
@@ -55,40 +57,41 @@ def conversion_table(result: Any) -> Table:
 
 
 def tensors_table(title: str, tensors: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left", min_width=len(title))
+    table = Table(title=safe_text(title), title_justify="left", min_width=len(title))
     for col in ("name", "shape", "dtype", "scale", "zero point"):
         table.add_column(col)
     for t in tensors:
-        table.add_row(t["name"], str(t.get("shape_signature") or t["shape"]), t["dtype"], fmt(t["scale"] or None),
+        table.add_row(safe_text(t["name"]), str(t.get("shape_signature") or t["shape"]), safe_text(t["dtype"]),
+                      fmt(t["scale"] or None),
                       str(t["zero_point"]) if t["scale"] else "—")
     return table
 
 
 def counts_table(title: str, counts: dict[str, int]) -> Table:
-    table = Table(title=title, title_justify="left", min_width=len(title))
+    table = Table(title=safe_text(title), title_justify="left", min_width=len(title))
     table.add_column("op")
     table.add_column("count", justify="right")
     for op, n in counts.items():
-        table.add_row(op, str(n))
+        table.add_row(safe_text(op), str(n))
     return table
 
 
 def predictions_table(title: str, top: Sequence[tuple[str, float]]) -> Table:
-    table = Table(title=title, title_justify="left", min_width=len(title))
+    table = Table(title=safe_text(title), title_justify="left", min_width=len(title))
     table.add_column("#", justify="right")
     table.add_column("label")
     table.add_column("score", justify="right")
     for i, (label, score) in enumerate(top, 1):
-        table.add_row(str(i), label, f"{score:.4f}")
+        table.add_row(str(i), safe_text(label), f"{score:.4f}")
     return table
 
 
 def outputs_table(title: str, outputs: dict[str, Any]) -> Table:
-    table = Table(title=title, title_justify="left", min_width=len(title))
+    table = Table(title=safe_text(title), title_justify="left", min_width=len(title))
     for col in ("output", "shape", "dtype", "min", "max", "mean"):
         table.add_column(col)
     for name, arr in outputs.items():
-        table.add_row(name, str(list(arr.shape)), str(arr.dtype), fmt(float(arr.min())), fmt(float(arr.max())),
+        table.add_row(safe_text(name), str(list(arr.shape)), str(arr.dtype), fmt(float(arr.min())), fmt(float(arr.max())),
                       fmt(float(arr.mean())))
     return table
 

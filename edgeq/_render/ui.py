@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from typing import Any, Callable, Iterator
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from edgeq._progress import reporting
+from edgeq._render.text import safe_str, safe_text
 
 
 class _RichReporter:
@@ -52,7 +54,7 @@ class UI:
     def json(self, obj: Any) -> None:
         """Print ``obj`` as JSON with ``--json``; write it (atomically) to the ``--json-out`` file if given."""
         if self.wants_json:
-            self.json_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+            self.json_text(strict_json(obj, indent=2) + "\n")
 
     def json_text(self, text: str | bytes, what: str = "JSON", detail: str = "") -> None:
         """Print ready JSON text (e.g. JSON lines) on stdout with ``--json``, and/or write it to ``--json-out``."""
@@ -68,13 +70,13 @@ class UI:
             sys.stdout.flush()
 
     def status(self, message: str) -> None:
-        self.err.print(escape(message), style="dim", highlight=False, soft_wrap=True)
+        self.err.print(safe_text(message, style="dim"), highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        self.err.print(Text.assemble(("warning:", "yellow"), " ", safe_str(message)), highlight=False, soft_wrap=True)
 
     def error(self, message: str) -> None:
-        self.err.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+        self.err.print(safe_str(message), style="red", markup=False, highlight=False, soft_wrap=True)
 
     def traceback(self) -> None:
         self.err.print_exception()
@@ -88,6 +90,21 @@ class UI:
         )
         with progress, reporting(_RichReporter(progress)):
             yield
+
+
+def strict_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON of ``obj`` (dataclasses via ``to_dict``, numpy values): NaN and infinities become ``null``."""
+    return json.dumps(_finite(json.loads(json.dumps(obj, default=_jsonable))), indent=indent, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _jsonable(obj: Any) -> Any:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from edgeq._render import fmt, human_bytes
+from edgeq._render.common import fmt, human_bytes
+from edgeq._render.text import safe_str, safe_text
 from edgeq.runtime.report import COMPARE_METRICS, CompareResult, OpProfile, ProfileReport, device_label
 
 
@@ -59,7 +59,7 @@ def header_table(report: ProfileReport) -> Table:
     if lb.get("throttled") is not None or la.get("throttled") is not None:
         rows.append(("throttled", f"{(lb.get('throttled') or {}).get('raw', '?')} → {(la.get('throttled') or {}).get('raw', '?')}"))
     for key, value in rows:
-        table.add_row(key, escape(str(value)))
+        table.add_row(key, safe_text(value))
     return table
 
 
@@ -102,15 +102,15 @@ def ops_tables(ops: OpProfile, threads: int, top: int = 10) -> Group:
     total = ops.sum_ms or 1.0
     for o in ops.top(top):
         deleg = "?" if o.delegated is None else ("yes" if o.delegated else Text("no", style="red"))
-        top_table.add_row(str(o.index), o.op, o.dtype, escape(short_op_name(o.output)), _ms(o.ms),
+        top_table.add_row(str(o.index), safe_text(o.op), safe_text(o.dtype), safe_text(short_op_name(o.output)), _ms(o.ms),
                           f"{o.ms / total * 100:.1f} %", deleg)
     type_table = Table(title="Time per op type", title_justify="left")
     for col in ("op", "count", "ms", "share"):
         type_table.add_column(col, justify="left" if col == "op" else "right")
     for row in ops.by_type():
-        type_table.add_row(row["op"], str(row["count"]), _ms(row["ms"]), f"{row['share'] * 100:.1f} %")
+        type_table.add_row(safe_text(row["op"]), str(row["count"]), _ms(row["ms"]), f"{row['share'] * 100:.1f} %")
     nd = ops.not_delegated()
-    nd_text = ", ".join(f"{k}×{v}" for k, v in nd.items()) if nd else "none (every op was taken by a delegate)"
+    nd_text = ", ".join(f"{safe_str(k)}×{v}" for k, v in nd.items()) if nd else "none (every op was taken by a delegate)"
     if all(o.delegated is None for o in ops.ops):
         nd_text = "unknown (this backend does not expose its node list)"
     summary = Text.assemble(
@@ -138,7 +138,7 @@ def profile_view(report: ProfileReport, top: int = 10) -> Group:
         if r.ops is not None:
             parts.append(ops_tables(r.ops, r.threads, top))
     for note in report.notes:
-        parts.append(Text(f"note: {note}", style="yellow"))
+        parts.append(safe_text(f"note: {note}", style="yellow", lines=True))
     return Group(*parts)
 
 
@@ -170,8 +170,8 @@ def compare_table(result: CompareResult) -> Table:
     for i, e in enumerate(result.entries):
         cells = [_compare_cell(key, e, i == result.baseline) for key in COMPARE_METRICS]
         marker = Text(str(i + 1) + ("*" if i == result.baseline else ""), style="bold" if i == result.baseline else "")
-        parts: list[Any] = [] if one_device else [(e.device, "bold"), "\n"]
-        parts += [f"{e.model} · {e.mode} · {e.threads} thr", *(("\n", (e.name, "dim")) if e.name else ())]
+        parts: list[Any] = [] if one_device else [(safe_str(e.device), "bold"), "\n"]
+        parts += [safe_str(f"{e.model} · {e.mode} · {e.threads} thr"), *(("\n", (safe_str(e.name), "dim")) if e.name else ())]
         entry = Text.assemble(*parts)
         table.add_row(marker, entry, *cells)
     table.caption = ("* baseline; n× = value / baseline's; p50 and FPS in green/red: faster/slower beyond the runs' "
