@@ -44,6 +44,8 @@ CACHE_VERSION = 1
 #: the candidate accuracy is compared with
 REFERENCE_MODE = "float32"
 PREFER = ("latency", "size", "accuracy")
+#: the order candidates are listed in (by mode; others after them, by name)
+MODE_ORDER = ("float32", "float16", "dynamic", "int8", "uint8", "int16x8", "int8-weights", "int4-weights")
 #: candidates listed when nothing meets the constraints
 NEAREST = 3
 
@@ -187,7 +189,7 @@ class TuneResult:
 
 # ----------------------------------------------------------------------------------- candidates
 def discover(folder: str | os.PathLike) -> list[Candidate]:
-    """The ``.tflite`` files in ``folder``, read with their embedded recipe, sorted by name.
+    """The ``.tflite`` files in ``folder``, read with their embedded recipe, float32 first (see ``MODE_ORDER``).
 
     Raises:
         UsageError: the folder is missing or holds no ``.tflite`` file.
@@ -210,12 +212,13 @@ def discover(folder: str | os.PathLike) -> list[Candidate]:
         mode = meta.quant.mode if meta is not None else "unknown"
         keep = tuple(meta.quant.keep_float) if meta is not None else ()
         found.append(Candidate(path.stem, path, mode, keep, len(data), sha256_file(path)))
-    return found
+    rank = {mode: i for i, mode in enumerate(MODE_ORDER)}
+    return sorted(found, key=lambda c: (rank.get(c.mode, len(rank)), len(c.keep_float), c.name))
 
 
 def reference_of(candidates: Sequence[Candidate]) -> Candidate | None:
     """The ``float32`` candidate without layers kept in float: the accuracy reference."""
-    return next((c for c in candidates if c.mode == REFERENCE_MODE), None)
+    return next((c for c in candidates if c.mode == REFERENCE_MODE and not c.keep_float), None)
 
 
 # ------------------------------------------------------------------------------------ measuring

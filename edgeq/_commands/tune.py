@@ -95,6 +95,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         if not args.model:
             raise UsageError("give a model (.keras/.h5/SavedModel) or a candidates folder; see 'edgeq tune --help'")
         folder = Path(args.model)
+        if not folder.exists():
+            raise UsageError(f"{folder} not found; give a .keras/.h5/SavedModel to convert or a folder of candidate "
+                             ".tflite files (made with --candidates)")
         if not _is_candidates_folder(folder):
             built = _build(args, ui)
             if args.candidates:
