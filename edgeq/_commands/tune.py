@@ -86,6 +86,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     limits = Constraints(args.max_drop, args.max_latency_ms, args.max_size_kb, args.max_memory_mb)
     if args.prefer not in PREFER:
         raise UsageError(f"--prefer must be one of {', '.join(PREFER)}. Received: {args.prefer!r}")
+    if args.candidates and args.out:
+        raise UsageError("--candidates only builds (measure on the device later); drop --out, or drop --candidates "
+                         "to measure and pick here")
     out = check_output_path(args.out, args.force) if args.out else None
     if args.merge:
         if args.model or out is not None:

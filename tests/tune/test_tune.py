@@ -153,6 +153,8 @@ def test_merging_device_reports_takes_the_worst_case(tuned, tmp_path):
     ([str(SAMPLE), "--max-drop", "-1"], "--max-drop must be a number of at least 0"),
     (["--merge", "one.json"], "--merge takes at least two reports"),
     ([], "give a model"),
+    ([str(SAMPLE / "model.keras"), "--candidates", "c/", "--out", "b.tflite"], "--candidates only builds"),
+    ([str(SAMPLE / "model.keras"), "--modes", "int7"], "unknown candidate(s) int7"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     if args and args[0] == "nowhere/":
