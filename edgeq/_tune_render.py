@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import math
 from typing import Any
 
 from rich.table import Table
@@ -43,3 +45,63 @@ def pick_lines(result: Any) -> list[str]:
     if result.pick is not None:
         return [f"pick: {result.why}"]
     return [f"nearest: {r.label}: {'; '.join(r.violations)}" for r in result.nearest]
+
+
+# ------------------------------------------------------------------------------------ HTML chart
+CHART_W, CHART_H, MARGIN = 900, 520, 70
+
+
+def _scale(values: list[float], lo_px: float, hi_px: float, log: bool) -> Any:
+    lo, hi = min(values), max(values)
+    if log:
+        lo, hi = math.log10(lo), math.log10(hi)
+    span = (hi - lo) or 1.0
+    lo, hi = lo - span * 0.08, hi + span * 0.08
+
+    def to_px(v: float) -> float:
+        v = math.log10(v) if log else v
+        return lo_px + (v - lo) / (hi - lo) * (hi_px - lo_px)
+
+    return to_px
+
+
+def render_html(result: Any) -> str:
+    """A self-contained page: accuracy vs p50 latency, one marker per candidate × threads (area ∝ file size),
+    the Pareto front filled, rows that break a constraint hollow, the pick ringed; then the pick and why."""
+    rows = result.rows
+    lat = [max(r.p50_ms, 1e-6) for r in rows]
+    log = max(lat) / min(lat) > 10
+    x = _scale(lat, MARGIN, CHART_W - 130, log)
+    y = _scale([r.top1 * 100 for r in rows], CHART_H - MARGIN, 20, False)
+    biggest = max(r.size_kb for r in rows) or 1.0
+    marks = []
+    for row, ms in zip(rows, lat):
+        cx, cy = x(ms), y(row.top1 * 100)
+        radius = 4 + 14 * math.sqrt(row.size_kb / biggest)
+        color = "#3b6ea8" if row.on_front else "#9aa3ad"
+        fill = "none" if row.violations else color
+        title = html.escape(f"{row.label}: top-1 {row.top1:.1%}, p50 {row.p50_ms:.3g} ms, {row.size_kb:.0f} KB"
+                            + (f" — {'; '.join(row.violations)}" if row.violations else ""))
+        marks.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{fill}" fill-opacity="0.7" '
+                     f'stroke="{color}" stroke-width="2"><title>{title}</title></circle>')
+        if row.on_front or row is result.pick:  # dominated rows: hover for the name (keeps clusters legible)
+            marks.append(f'<text x="{cx + radius + 3:.1f}" y="{cy + 4:.1f}" font-size="11">{html.escape(row.label)}</text>')
+        if row is result.pick:
+            marks.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius + 5:.1f}" fill="none" stroke="#b8443f" '
+                         'stroke-width="3"/>')
+    axes = (f'<line x1="{MARGIN}" y1="{CHART_H - MARGIN}" x2="{CHART_W - 20}" y2="{CHART_H - MARGIN}" stroke="#333"/>'
+            f'<line x1="{MARGIN}" y1="20" x2="{MARGIN}" y2="{CHART_H - MARGIN}" stroke="#333"/>'
+            f'<text x="{CHART_W / 2:.0f}" y="{CHART_H - 25}" text-anchor="middle">p50 latency, ms'
+            f'{" (log scale)" if log else ""}: {min(lat):.3g} … {max(lat):.3g}</text>'
+            f'<text x="18" y="{CHART_H / 2:.0f}" transform="rotate(-90 18 {CHART_H / 2:.0f})" text-anchor="middle">'
+            f'top-1 %: {min(r.top1 for r in rows):.1%} … {max(r.top1 for r in rows):.1%}</text>')
+    verdict = html.escape(result.why)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>edgeq tune</title>"
+        "<style>body{font-family:sans-serif;margin:24px;color:#222}p{max-width:900px}</style></head><body>"
+        f"<h2>edgeq tune: {len(rows)} candidates × threads</h2>"
+        f"<svg width='{CHART_W}' height='{CHART_H}' xmlns='http://www.w3.org/2000/svg'>{axes}{''.join(marks)}</svg>"
+        "<p>Marker area ∝ file size. Filled blue: on the Pareto front (accuracy, p50 latency, size); grey: dominated; "
+        "hollow: breaks a constraint; red ring: the pick. Only front rows are named: hover any marker for its figures.</p>"
+        f"<p><b>{'pick' if result.pick else 'no pick'}:</b> {verdict}</p></body></html>\n"
+    )

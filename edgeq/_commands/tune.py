@@ -11,7 +11,7 @@ from edgeq.errors import CheckFailed, UsageError
 
 EXAMPLES = """examples:
   edgeq tune model.keras --data calib/ --eval-data eval/ --max-drop 1 --out best.tflite
-  edgeq tune model.keras --data calib/ --eval-data eval/ --max-size-kb 200 --prefer accuracy --out best.tflite
+  edgeq tune model.keras --data calib/ --eval-data eval/ --max-size-kb 200 --prefer accuracy --html tune.html
   edgeq tune model.keras --data calib/ --candidates cands/           # workstation: build only, then copy cands/
   edgeq tune cands/ --eval-data eval/ --max-latency-ms 20 --out best.tflite   # on the device, no TensorFlow
   edgeq tune cands/ --eval-data eval/ --json > pi4.json                       # a report per device …
@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", metavar="DIR",
                    help="write the candidate .tflite files to DIR and stop (measure them on the device later)")
     p.add_argument("--out", help="copy the picked candidate to this .tflite file")
-    p.add_argument("--force", action="store_true", help="overwrite --out, and replace another build's candidates")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="also write a chart: accuracy vs latency, size as marker area, the front and the pick")
+    p.add_argument("--force", action="store_true", help="overwrite --out/--html, and replace another build's candidates")
     constraints = p.add_argument_group("constraints and objective")
     constraints.add_argument("--max-drop", type=float, metavar="PTS", help="top-1 points below the float32 candidate")
     constraints.add_argument("--max-latency-ms", type=float, metavar="MS", help="p50 latency")
@@ -86,10 +88,11 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     limits = Constraints(args.max_drop, args.max_latency_ms, args.max_size_kb, args.max_memory_mb)
     if args.prefer not in PREFER:
         raise UsageError(f"--prefer must be one of {', '.join(PREFER)}. Received: {args.prefer!r}")
-    if args.candidates and args.out:
-        raise UsageError("--candidates only builds (measure on the device later); drop --out, or drop --candidates "
-                         "to measure and pick here")
+    if args.candidates and (args.out or args.html):
+        raise UsageError("--candidates only builds (measure on the device later); drop --out/--html, or drop "
+                         "--candidates to measure and pick here")
     out = check_output_path(args.out, args.force) if args.out else None
+    chart = check_output_path(args.html, args.force) if args.html else None
     if args.merge:
         if args.model or out is not None:
             raise UsageError("--merge picks from reports only; drop MODEL and --out (copy the pick from the candidates folder)")
@@ -115,6 +118,12 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         ui.json(result.to_dict())
     else:
         ui.print(tune_table(result))
+    if chart is not None:
+        from edgeq._io import atomic_write
+        from edgeq._tune_render import render_html
+
+        atomic_write(chart, render_html(result).encode(), force=args.force)
+        ui.status(f"chart written to {chart}")
     for note in result.notes:
         ui.warn(note)
     for line in pick_lines(result):

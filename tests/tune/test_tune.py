@@ -46,7 +46,7 @@ def tuned(candidates: tuple[Path, dict], eval_subset: Path, tmp_path_factory: py
     folder, _ = candidates
     out = tmp_path_factory.mktemp("tune-out") / "best.tflite"
     proc = run_cli("tune", str(folder), "--eval-data", str(eval_subset), *FAST, "--max-drop", "3", "--json",
-                   "--out", str(out), block_tf=True)
+                   "--out", str(out), "--html", str(out.with_suffix(".html")), block_tf=True)
     assert proc.returncode == 0, proc.stderr  # 97: TensorFlow or Keras got imported
     return json.loads(proc.stdout), out
 
@@ -99,6 +99,9 @@ def test_on_device_tune_picks_a_candidate_that_meets_the_constraints_on_the_fron
     assert by_name["int8"]["agreement"] == pytest.approx(int8.reference.agreement)
     assert by_name["int8"]["drop_points"] == pytest.approx(int8.reference.drop_points)
     assert all(r["p50_ms"] > 0 and r["p90_ms"] >= r["p50_ms"] and r["memory_mb"] > 0 for r in rows)
+    chart = out.with_suffix(".html").read_text()
+    assert chart.count("<title>") == len(rows) + 1 and chart.count('stroke="#b8443f"') == 1  # markers; the pick ring
+    assert f"{pick['candidate']} ×1: top-1 {pick['top1']:.1%}" in chart
 
 
 @pytest.mark.tf
