@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from edgeq._io import atomic_write, sha256_file, sha256_of
 from edgeq._progress import step
-from edgeq.errors import ConversionError, UsageError
+from edgeq.errors import ConversionError, ModelError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +134,11 @@ def build_candidates(
     if root.exists() and not root.is_dir():
         raise UsageError(f"--candidates {root} is a file; give a folder")
     if not Path(model).exists():
-        from edgeq.errors import ModelError
-
         raise ModelError(f"model not found: {model}; give a .keras, .h5 file or SavedModel folder")
+    needing = [n for n in names if n in ("int8", "uint8") or n.startswith("int8-keep")]
+    if data is None and needing:
+        raise UsageError(f"candidates {', '.join(needing)} need representative data: pass --data (an image folder, "
+                         "video, .npy/.npz or module:function), or leave them out with --modes")
     key = _build_key(model, data, names, options)
     if root.is_dir():
         reused = _reuse(root, key)

@@ -227,7 +227,7 @@ def _predictions(path: Path, data: Any, limit: int | None) -> tuple[np.ndarray, 
     from edgeq.runtime.evaluate import _first_output, model_preprocess, read_labelled
     from edgeq.runtime.model import Model
 
-    model = Model(path, threads=1)
+    model = Model(path)  # the device's recommended threads: the classes predicted do not depend on them
     out_shape = model.outputs[0].shape
     if len(model.outputs) != 1 or len(out_shape) != 2 or out_shape[1] < 2:
         raise ModelError(f"{path.name} is not a classifier: tune needs one output of shape (1, classes); it has "
@@ -300,6 +300,22 @@ def _device() -> dict[str, Any]:
     return fingerprint()[0]
 
 
+def check_options(threads: Sequence[int] | None, runs: int, warmup: int, limit: int | None) -> list[int]:
+    """Validate the measuring options; returns the thread counts (default ``1..min(cores, 4)``).
+
+    Raises:
+        UsageError: a count out of range.
+    """
+    if runs < 1 or warmup < 0:
+        raise UsageError(f"--runs must be at least 1 and --warmup at least 0. Received: runs={runs}, warmup={warmup}")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--eval-samples must be at least 1. Received: {limit}")
+    counts = sorted(set(threads or range(1, min(os.cpu_count() or 1, 4) + 1)))
+    if not counts or counts[0] < 1:
+        raise UsageError(f"thread counts must be positive integers. Received: {list(threads or [])}")
+    return counts
+
+
 def measure(
     folder: str | os.PathLike,
     eval_data: str | os.PathLike,
@@ -326,13 +342,7 @@ def measure(
     Raises:
         UsageError, ModelError, DataError: bad folder, options or data.
     """
-    if runs < 1 or warmup < 0:
-        raise UsageError(f"--runs must be at least 1 and --warmup at least 0. Received: runs={runs}, warmup={warmup}")
-    if limit is not None and limit < 1:
-        raise UsageError(f"--eval-samples must be at least 1. Received: {limit}")
-    threads = sorted(set(threads or range(1, min(os.cpu_count() or 1, 4) + 1)))
-    if threads[0] < 1:
-        raise UsageError(f"thread counts must be positive integers. Received: {threads}")
+    threads = check_options(threads, runs, warmup, limit)
     root = Path(folder)
     candidates = discover(root)
     reference = reference_of(candidates)
@@ -369,7 +379,7 @@ def measure(
         with step("Measuring memory", len(candidates) * len(threads)) as advance:
             for c in candidates:
                 for t in threads:
-                    key = f"mem:{c.sha256}:{t}"
+                    key = f"mem:{c.sha256}:{t}:{device.get('cpu_part')}:{device.get('cores')}"
                     if key not in cache:
                         stats = measure_memory(c.path, t, None, runs=3)
                         cache[key] = {"memory_mb": stats.peak_rss_delta_bytes / 2**20}

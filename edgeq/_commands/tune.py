@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgeq._commands.profile import _threads
 from edgeq._ui import UI
-from edgeq.errors import CheckFailed, UsageError
+from edgeq.errors import CheckFailed, DataError, UsageError
 
 EXAMPLES = """examples:
   edgeq tune model.keras --data calib/ --eval-data eval/ --max-drop 1 --out best.tflite
@@ -83,7 +83,7 @@ def _is_candidates_folder(path: Path) -> bool:
 def run(args: argparse.Namespace, ui: UI) -> int:
     from edgeq._io import check_output_path
     from edgeq._tune_render import pick_lines, tune_table
-    from edgeq.runtime.tune import PREFER, Constraints, install_pick, merge_reports, tune_folder
+    from edgeq.runtime.tune import PREFER, Constraints, check_options, install_pick, merge_reports, tune_folder
 
     limits = Constraints(args.max_drop, args.max_latency_ms, args.max_size_kb, args.max_memory_mb)
     if args.prefer not in PREFER:
@@ -104,13 +104,17 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         if not folder.exists():
             raise UsageError(f"{folder} not found; give a .keras/.h5/SavedModel to convert or a folder of candidate "
                              ".tflite files (made with --candidates)")
+        if not args.candidates:
+            if not args.eval_data:
+                raise UsageError("tune needs --eval-data LABELLED (class sub-folders, a labels CSV or .npz with x and y)")
+            check_options(args.threads, args.runs, args.warmup, args.eval_samples)
+            if not Path(args.eval_data).exists():
+                raise DataError(f"labelled data not found: {args.eval_data}")
         if not _is_candidates_folder(folder):
             built = _build(args, ui)
             if args.candidates:
                 return 0
             folder = built
-        if not args.eval_data:
-            raise UsageError("tune needs --eval-data LABELLED (class sub-folders, a labels CSV or .npz with x and y)")
         with ui.progress():
             result = tune_folder(folder, args.eval_data, limits, args.prefer, args.threads, args.runs, args.warmup,
                                  not args.no_memory, args.eval_samples)

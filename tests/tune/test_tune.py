@@ -151,18 +151,31 @@ def test_merging_device_reports_takes_the_worst_case(tuned, tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["nowhere/"], "nowhere not found; give a .keras/.h5/SavedModel to convert or a folder of candidate"),
+    (["nowhere/", "--eval-data", str(SAMPLE / "eval")], "nowhere not found; give a .keras/.h5/SavedModel to convert"),
     ([str(SAMPLE), "--prefer", "speed"], "--prefer must be one of latency, size, accuracy"),
     ([str(SAMPLE), "--max-drop", "-1"], "--max-drop must be a number of at least 0"),
     (["--merge", "one.json"], "--merge takes at least two reports"),
     ([], "give a model"),
     ([str(SAMPLE / "model.keras"), "--candidates", "c/", "--out", "b.tflite"], "--candidates only builds"),
-    ([str(SAMPLE / "model.keras"), "--modes", "int7"], "unknown candidate(s) int7"),
+    ([str(SAMPLE / "model.keras"), "--modes", "int7", "--eval-data", str(SAMPLE / "eval")], "unknown candidate(s) int7"),
 ])
-def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
-    if args and args[0] == "nowhere/":
-        args = [str(tmp_path / "nowhere"), "--eval-data", str(SAMPLE / "eval")]
-    proc = run_cli("tune", *args, block_tf=True)
+def test_bad_input_exits_2_with_one_line(args, expected, capsys):
+    from edgeq.cli import main
+
+    assert main(["tune", *args]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and expected in err[0], err
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([str(SAMPLE / "model.keras"), "--data", str(SAMPLE / "calib")], "tune needs --eval-data"),
+    ([str(SAMPLE / "model.keras"), "--eval-data", "missing/"], "labelled data not found: missing/"),
+    ([str(SAMPLE / "model.keras"), "--eval-data", str(SAMPLE / "eval"), "--runs", "0"], "--runs must be at least 1"),
+    ([str(SAMPLE / "model.keras"), "--eval-data", str(SAMPLE / "eval"), "--modes", "float32,int8"],
+     "candidates int8 need representative data"),
+])
+def test_bad_options_are_refused_before_anything_is_built(args, expected):
+    proc = run_cli("tune", *args, block_tf=True)  # a build would import TensorFlow, which is blocked here
     assert proc.returncode == 2, proc.stderr
     assert expected in error_line(proc)
 
