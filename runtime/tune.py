@@ -361,6 +361,7 @@ def measure(
             continue
         predicted[c.name], labels, _ = _predictions(c.path, eval_data, limit)
         cache[key] = {"predicted": predicted[c.name].tolist(), "labels": labels.tolist()}
+        _write_cache(root, cache)  # each finished step survives an interruption
 
     # latency: every (file, threads) not cached, interleaved
     def lat_key(c: Candidate, t: int) -> str:
@@ -371,6 +372,7 @@ def measure(
         for (name, t), ms in _latencies(todo, threads, runs, warmup).items():
             c = next(x for x in todo if x.name == name)
             cache[lat_key(c, t)] = {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90))}
+        _write_cache(root, cache)
 
     mem: dict[tuple[str, int], float | None] = {}
     if memory:
@@ -383,9 +385,9 @@ def measure(
                     if key not in cache:
                         stats = measure_memory(c.path, t, None, runs=3)
                         cache[key] = {"memory_mb": stats.peak_rss_delta_bytes / 2**20}
+                        _write_cache(root, cache)
                     mem[(c.name, t)] = cache[key]["memory_mb"]
                     advance(1)
-    _write_cache(root, cache)
 
     rows = []
     ref_pred = predicted.get(reference.name) if reference is not None else None
