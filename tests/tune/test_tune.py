@@ -60,6 +60,7 @@ def _dominated(row: dict, rows: list[dict]) -> bool:
 
 
 @pytest.mark.tf
+@pytest.mark.slow  # builds the module's candidates (~30 s: three conversions and the debugger)
 def test_candidates_carry_their_recipe_and_a_rebuild_reuses_them(candidates):
     from edgeq.runtime.tune import discover
 
@@ -241,3 +242,21 @@ def test_max_drop_without_a_float32_candidate_is_a_usage_error():
 
     with pytest.raises(UsageError, match="float32 candidate"):
         pick(_rows(random.Random(1), 3), Constraints(max_drop=1.0), "latency", reference=None)
+
+
+@pytest.mark.tf
+@pytest.mark.slow  # two conversions
+def test_the_workstation_flow_builds_measures_and_writes_the_pick(eval_subset, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where candidates are kept without --candidates
+    out = tmp_path / "best.tflite"
+    args = ("tune", str(SAMPLE / "model.keras"), "--modes", "float32,float16", "--labels", str(SAMPLE / "labels.txt"),
+            "--eval-data", str(eval_subset), *FAST, "--no-memory", "--prefer", "size", "--json")
+    proc = run_cli(*args, "--out", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["pick"]["candidate"] == "float16" and report["pick"]["memory_mb"] is None  # half the size
+    folder = next((tmp_path / "cache" / "edgeq" / "tune").iterdir())
+    assert out.read_bytes() == (folder / "float16.tflite").read_bytes()
+    again = run_cli(*args, block_tf=True)  # built and measured already: nothing needs TensorFlow now
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["cached"] == 2
