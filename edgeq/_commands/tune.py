@@ -146,6 +146,8 @@ def _build(args: argparse.Namespace, ui: UI) -> Path:
     from edgeq.converters.tune import build_candidates, candidate_names, default_work_folder
 
     names = candidate_names(args.keep_layers, [m.strip() for m in args.modes.split(",") if m.strip()] if args.modes else None)
+    if args.max_drop is not None and "float32" not in names:
+        raise UsageError("--max-drop is measured against the float32 candidate; add float32 to --modes")
     folder = Path(args.candidates) if args.candidates else default_work_folder(args.model)
     with ui.progress():
         built = build_candidates(args.model, args.data, folder, names, args.keep_layers,

@@ -159,6 +159,8 @@ def test_merging_device_reports_takes_the_worst_case(tuned, tmp_path):
     ([], "give a model"),
     ([str(SAMPLE / "model.keras"), "--candidates", "c/", "--out", "b.tflite"], "--candidates only builds"),
     ([str(SAMPLE / "model.keras"), "--modes", "int7", "--eval-data", str(SAMPLE / "eval")], "unknown candidate(s) int7"),
+    ([str(SAMPLE / "model.keras"), "--modes", "int8", "--eval-data", str(SAMPLE / "eval"), "--max-drop", "1"],
+     "add float32 to --modes"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, capsys):
     from edgeq.cli import main
