@@ -124,7 +124,7 @@ def build_candidates(
 
     Raises:
         UsageError, ModelError, DataError, DependencyMissing: bad input (found while building ``float32``).
-        ConversionError: no candidate could be built.
+        ConversionError: the ``float32`` candidate cannot be built (the others are skipped instead).
     """
     from edgeq.converters.convert import convert
     from edgeq.converters.debug import debug
@@ -164,12 +164,16 @@ def build_candidates(
             if keep_names:
                 calibration = {k: options[k] for k in ("samples", "seed", "resize", "normalize", "bgr", "calibration")
                                if k in options}
-                report = debug(model, data, **calibration)
-                worst = list(dict.fromkeys(r.name for r in report.layers if r.name))
+                try:
+                    worst = list(dict.fromkeys(r.name for r in debug(model, data, **calibration).layers if r.name))
+                except ConversionError as exc:  # e.g. an op without an int8 kernel: no keep-float variant either
+                    worst, why = [], f"the debugger cannot run: {exc}"
+                else:
+                    why = f"the model has only {len(worst)} quantized layers"
                 for name in keep_names:
                     count = int(name[len("int8-keep"):])
                     if len(worst) < count:
-                        result.skipped[name] = f"the model has only {len(worst)} quantized layers"
+                        result.skipped[name] = why
                     else:
                         try:
                             convert(model, data, Path(work) / f"{name}.tflite", mode="int8",
