@@ -31,7 +31,7 @@ from edgeq._version import __version__
 from edgeq.errors import EdgeqError
 
 #: subcommand modules under edgeq._commands, in the order ``--help`` lists them
-COMMANDS = ("demo", "convert", "qat", "debug", "inspect", "run", "camera", "eval", "profile", "compare", "devices", "doctor")
+COMMANDS = ("demo", "convert", "qat", "debug", "inspect", "run", "camera", "eval", "profile", "compare", "tune", "devices", "doctor")
 
 
 class Terminated(BaseException):
