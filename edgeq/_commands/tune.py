@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from edgeq._commands.profile import _threads
-from edgeq._ui import UI
+from edgeq._commands._options import add_json_options
+from edgeq._render.ui import UI
 from edgeq.errors import CheckFailed, DataError, UsageError
 
 EXAMPLES = """examples:
@@ -14,7 +15,7 @@ EXAMPLES = """examples:
   edgeq tune model.keras --data calib/ --eval-data eval/ --max-size-kb 200 --prefer accuracy --html tune.html
   edgeq tune model.keras --data calib/ --candidates cands/           # workstation: build only, then copy cands/
   edgeq tune cands/ --eval-data eval/ --max-latency-ms 20 --out best.tflite   # on the device, no TensorFlow
-  edgeq tune cands/ --eval-data eval/ --json > pi4.json                       # a report per device …
+  edgeq tune cands/ --eval-data eval/ --json-out pi4.json                     # a report per device …
   edgeq tune --merge pi4.json pi5.json --max-drop 1                           # … one pick for the fleet
 """
 
@@ -72,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     measure.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (child processes)")
     measure.add_argument("--merge", nargs="+", metavar="REPORT",
                          help="pick one candidate for a fleet from --json reports of several devices (worst case of each)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_options(p, "the result")
     p.set_defaults(func=run)
 
 
@@ -82,7 +83,7 @@ def _is_candidates_folder(path: Path) -> bool:
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     from edgeq._io import check_output_path
-    from edgeq._tune_render import pick_lines, tune_table
+    from edgeq._render.tune import pick_lines, tune_table
     from edgeq.runtime.tune import PREFER, Constraints, check_options, install_pick, merge_reports, tune_folder
 
     limits = Constraints(args.max_drop, args.max_latency_ms, args.max_size_kb, args.max_memory_mb)
@@ -118,13 +119,12 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         with ui.progress():
             result = tune_folder(folder, args.eval_data, limits, args.prefer, args.threads, args.runs, args.warmup,
                                  not args.no_memory, args.eval_samples)
-    if ui.json_mode:
-        ui.json(result.to_dict())
-    else:
+    ui.json(result.to_dict())
+    if not ui.json_mode:
         ui.print(tune_table(result))
     if chart is not None:
         from edgeq._io import atomic_write
-        from edgeq._tune_render import render_html
+        from edgeq._render.tune import render_html
 
         atomic_write(chart, render_html(result).encode(), force=args.force)
         ui.status(f"chart written to {chart}")
@@ -157,9 +157,8 @@ def _build(args: argparse.Namespace, ui: UI) -> Path:
     for name, why in built.skipped.items():
         ui.warn(f"candidate {name} skipped: {why}")
     if args.candidates:
-        if ui.json_mode:
-            ui.json(built.to_dict())
-        else:
+        ui.json(built.to_dict())
+        if not ui.json_mode:
             rows = [(name, str(path) + (f" (keeps {', '.join(built.keep_float[name])} in float)"
                                         if name in built.keep_float else "")) for name, path in built.files.items()]
             ui.print(key_value_table(f"{len(built.files)} candidates{' (reused)' if built.reused else ''}", rows))

@@ -9,6 +9,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from edgeq._render.text import safe_str
+
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
@@ -33,7 +35,7 @@ def tune_table(result: Any) -> Table:
         drop = "—" if row.drop_points is None else f"{row.drop_points:+.1f}"
         met = Text("ok", style="green") if not row.violations else Text("; ".join(row.violations), style="red")
         table.add_row(
-            Text(("▶ " if picked else "") + row.candidate.name, style="bold" if picked else ""), str(row.threads),
+            Text(("▶ " if picked else "") + safe_str(row.candidate.name), style="bold" if picked else ""), str(row.threads),
             _pct(row.top1), drop, _pct(row.agreement), _num(row.p50_ms), _num(row.p90_ms), _num(row.memory_mb),
             f"{row.size_kb:.0f}", "●" if row.on_front else "", met,
         )
