@@ -177,8 +177,8 @@ class Model:
                 self.interpreter = self.backend.Interpreter(
                     model_content=self._data, num_threads=self.threads, experimental_delegates=self._delegates
                 )
-            if not self._dynamic_in_file():  # before any signature runner: it pins the interpreter's tensors
-                self.interpreter.allocate_tensors()
+                if not self._dynamic_in_file():  # before any signature runner: it pins the interpreter's tensors
+                    self.interpreter.allocate_tensors()
             self._bind_signature(self._signature_request)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{self.name} cannot be loaded by {self.backend.name}: {_interpreter_reason(exc, self.file)}") from exc
@@ -254,7 +254,8 @@ class Model:
                     resized = [(i, a.shape) for i, a in enumerate(arrays) if a.shape != shapes[i]]
                     for i, shape in resized:
                         interpreter.resize_tensor_input(self.inputs[i].index, shape, strict=False)
-                    interpreter.allocate_tensors()
+                    with quiet_native_output():  # the first allocation creates the XNNPACK delegate, which says so
+                        interpreter.allocate_tensors()
                     for i, shape in resized:
                         shapes[i] = shape
                 for spec, array in zip(self.inputs, arrays):

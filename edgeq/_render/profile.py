@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeq._render.common import fmt, human_bytes
-from edgeq._render.text import safe_str, safe_text
+from edgeq._render.text import safe_markup, safe_str, safe_text
 from edgeq.runtime.report import COMPARE_METRICS, CompareResult, OpProfile, ProfileReport, device_label
 
 
@@ -161,7 +161,7 @@ def compare_table(result: CompareResult) -> Table:
     """
     devices = {e.device for e in result.entries}
     one_device = len(devices) == 1
-    title = f"edgeq compare on {escape(next(iter(devices)))}" if one_device else "edgeq compare"
+    title = f"edgeq compare on {safe_markup(next(iter(devices)))}" if one_device else "edgeq compare"
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("model · mode · threads" if one_device else "device / model · mode · threads")

@@ -39,8 +39,10 @@ def test_compare_table_with_ratios(reports: list[Path], capsys: pytest.CaptureFi
     rows = [line for line in out.splitlines() if " thr " in line]  # the second line of each entry: model, ratios
     assert [re.search(r"│ (\S[^│]*? thr)", row).group(1) for row in rows] == [
         "add.tflite · float32 · 1 thr", "add.tflite · float32 · 2 thr", "model bytes · float32 · 1 thr"]
-    assert rows[1].count("base") == 5  # the baseline's own ratios
-    assert rows[0].rstrip(" │").endswith("1.00×") and rows[2].rstrip(" │").endswith("1.00×")  # same file: size ratio 1
+    lines = out.splitlines()
+    ratios = [lines[lines.index(row) + 1] for row in rows]  # each entry's ratios stand on the line under its values
+    assert ratios[1].count("base") == 5  # the baseline's own ratios
+    assert ratios[0].rstrip(" │").endswith("1.00×") and ratios[2].rstrip(" │").endswith("1.00×")  # same file: size 1
 
 
 def test_compare_json(reports: list[Path], capsys: pytest.CaptureFixture) -> None:

@@ -66,15 +66,18 @@ def test_a_clearly_slower_model_is_called_slower(reports: dict[str, Path], capsy
 
 def test_a_difference_inside_the_noise_is_not_a_verdict(reports: dict[str, Path], tmp_path: Path) -> None:
     """3 % slower on average but with run-to-run jitter of ±30 %: the interval spans 1, so no verdict."""
+    # both runs get their own seeded jitter around the real median, so the machine's own noise cannot decide it
     rng = np.random.default_rng(5)
+    base = _variant(reports["sample"], tmp_path / "base.json",
+                    lambda t: np.median(t) * rng.uniform(0.7, 1.3, t.size))
     noisy = _variant(reports["sample"], tmp_path / "noisy.json",
-                     lambda t: t * 1.03 * rng.uniform(0.7, 1.3, t.size))
-    entry = compare([reports["sample"], noisy]).entries[1]
+                     lambda t: np.median(t) * 1.03 * rng.uniform(0.7, 1.3, t.size))
+    entry = compare([base, noisy]).entries[1]
     assert entry.p50_interval[0] < 1 < entry.p50_interval[1], entry.p50_interval
     assert entry.verdict == "same"
-    # the same slow-down without the jitter is beyond the noise
-    steady = _variant(reports["sample"], tmp_path / "steady.json", lambda t: t * 1.25)
-    assert compare([reports["sample"], steady]).entries[1].verdict == "slower"
+    # a slow-down well beyond that jitter is a verdict
+    slow = _variant(base, tmp_path / "slow.json", lambda t: t * 1.25)
+    assert compare([base, slow]).entries[1].verdict == "slower"
 
 
 def test_fps_comes_from_the_median(reports: dict[str, Path], tmp_path: Path) -> None:

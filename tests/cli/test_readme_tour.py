@@ -35,7 +35,8 @@ COLOURS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
 def tour() -> list[tuple[str, list[str]]]:
     """``(command, phrases it must print)`` for each ``edgeq`` line of the README's tour, in order."""
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## A 5-minute tour"): text.index("### Camera apps")]
+    start = text.index("## A 5-minute tour")
+    section = text[start: text.index("\n### ", start)]  # the tour ends at the next section
     steps: list[tuple[str, list[str]]] = []
     for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
         for line in block.splitlines():
