@@ -33,7 +33,10 @@ Sample = list[np.ndarray]
 
 @dataclass(frozen=True)
 class SampleSet:
-    """Calibration samples, verification samples, and how they were made."""
+    """Calibration samples, verification samples, and how they were made.
+
+    ``warnings`` are what the data check found (images resized or colour-converted to fit the input).
+    """
 
     calibration: list[Sample]
     verification: list[Sample]
@@ -41,6 +44,7 @@ class SampleSet:
     kind: str
     held_out: bool
     preprocess: Preprocess | None = None
+    warnings: tuple[str, ...] = ()
 
     def input_ranges(self, inputs: Sequence[InputSpec]) -> list[dict[str, Any]]:
         """Per-input min/max over the calibration samples (stored in the metadata)."""
@@ -54,12 +58,22 @@ class SampleSet:
         ]
 
 
-def _split_indices(count: int, samples: int, seed: int) -> tuple[list[int], list[int]]:
-    """A reproducible shuffle: the first ``samples`` calibrate, up to VERIFY_SAMPLES of the rest verify."""
+def _split_indices(count: int, samples: int, seed: int, holdout: int | None = None) -> tuple[list[int], list[int]]:
+    """A reproducible shuffle into calibration and verification indices.
+
+    ``holdout`` samples verify and up to ``samples`` of the rest calibrate. Without it, the first ``samples``
+    calibrate and up to VERIFY_SAMPLES of the rest verify, but at least a fifth of the data (up to
+    VERIFY_SAMPLES) is held back: 200 images with ``--samples 200`` calibrate on 160 and verify on 40.
+    """
     order = np.random.default_rng(seed).permutation(count).tolist()
-    calib = sorted(order[:samples])
-    rest = sorted(order[samples : samples + VERIFY_SAMPLES])
-    return calib, rest
+    if holdout is None:
+        floor = min(VERIFY_SAMPLES, count // 5)
+        holdout = floor if count - samples < floor else None
+    if holdout is None:
+        return sorted(order[:samples]), sorted(order[samples : samples + VERIFY_SAMPLES])
+    if not 0 < holdout < count:
+        raise DataError(f"--holdout {holdout} must be between 1 and the number of samples minus 1; the data has {count}")
+    return sorted(order[holdout : holdout + samples]), sorted(order[:holdout])
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -119,15 +133,47 @@ def image_preprocess(spec: InputSpec, resize: str = "stretch", normalize: str = 
     return Preprocess.from_normalize(normalize, size=(int(h), int(w)), resize=resize, color=color)
 
 
-def _from_folder(folder: Path, inputs, samples, seed, pp_args) -> SampleSet:
+_MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "RGB": "RGB", "RGBA": "RGBA", "P": "palette",
+               "CMYK": "CMYK", "1": "1-bit", "I;16": "16-bit grayscale", "I;16B": "16-bit grayscale",
+               "I;16L": "16-bit grayscale", "I": "32-bit grayscale", "F": "float grayscale"}
+
+
+def image_fit_warnings(files: Sequence[Path], pp: Preprocess) -> list[str]:
+    """Say how images are changed to fit the input: "resized 28x28 grayscale → 96x96 RGB (200 of 200 images)"."""
+    from PIL import Image
+
+    target_mode = "grayscale" if pp.color == "grayscale" else "RGB"
+    changed: dict[tuple[int, int, str], int] = {}
+    for path in files:
+        try:
+            with Image.open(path) as img:  # reads the header only
+                key = (img.width, img.height, _MODE_NAMES.get(img.mode, img.mode))
+        except OSError:
+            continue
+        size_differs = pp.size is not None and (key[1], key[0]) != tuple(pp.size)
+        if size_differs or key[2] != target_mode:
+            changed[key] = changed.get(key, 0) + 1
+    if not changed:
+        return []
+    (w, h, mode), count = max(changed.items(), key=lambda kv: kv[1])
+    th, tw = pp.size if pp.size is not None else (h, w)
+    verb = "resized" if (h, w) != (th, tw) else "converted"
+    total = sum(changed.values())
+    others = f"; {len(changed) - 1} other size/colour combination(s)" if len(changed) > 1 else ""
+    return [f"data: {verb} {w}x{h} {mode} → {tw}x{th} {target_mode} ({total} of {len(files)} images{others}); "
+            "check that the images are the kind the model was trained on"]
+
+
+def _from_folder(folder: Path, inputs, samples, seed, pp_args, holdout=None) -> SampleSet:
     spec = _single_image_input(inputs, f"image folder {folder}")
     files = image_files(folder)
     pp = image_preprocess(spec, **pp_args)
-    calib_idx, verify_idx = _split_indices(len(files), samples, seed)
+    calib_idx, verify_idx = _split_indices(len(files), samples, seed, holdout)
     load = lambda idx, what: [[image_to_array(files[i], pp)[None]] for i in track(idx, what)]  # noqa: E731
     calibration = load(calib_idx, "Reading calibration images")
     verification = load(verify_idx, "Reading verification images")
-    return _finish(calibration, verification, str(folder), "images", pp)
+    fit = image_fit_warnings([files[i] for i in calib_idx + verify_idx], pp)
+    return _finish(calibration, verification, str(folder), "images", pp, fit)
 
 
 def _from_video(path: Path, inputs, samples, seed, pp_args) -> SampleSet:
@@ -160,15 +206,15 @@ def _from_video(path: Path, inputs, samples, seed, pp_args) -> SampleSet:
     return _finish(calibration, verification, str(path), "video", pp)
 
 
-def _from_arrays(arrays: list[np.ndarray], inputs, samples, seed, where: str, kind: str) -> SampleSet:
+def _from_arrays(arrays: list[np.ndarray], inputs, samples, seed, where: str, kind: str, holdout=None) -> SampleSet:
     per_sample = _to_samples(arrays, inputs, where)
     if not per_sample:
         raise DataError(f"{where} holds no samples")
-    calib_idx, verify_idx = _split_indices(len(per_sample), samples, seed)
+    calib_idx, verify_idx = _split_indices(len(per_sample), samples, seed, holdout)
     return _finish([per_sample[i] for i in calib_idx], [per_sample[i] for i in verify_idx], where, kind, None)
 
 
-def _from_npy(path: Path, inputs, samples, seed) -> SampleSet:
+def _from_npy(path: Path, inputs, samples, seed, holdout=None) -> SampleSet:
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -187,12 +233,12 @@ def _from_npy(path: Path, inputs, samples, seed) -> SampleSet:
                 raise DataError(f"{path} holds arrays {keys}; expected one per input named {names} (or 'x' for one input)")
     if len(arrays) != len(inputs):
         raise DataError(f"{path} holds one array but the model has {len(inputs)} inputs; use a .npz keyed by input name")
-    return _from_arrays(arrays, inputs, samples, seed, str(path), "arrays")
+    return _from_arrays(arrays, inputs, samples, seed, str(path), "arrays", holdout)
 
 
-def _from_iterable(items: Iterable[Any], inputs, samples, seed, where: str) -> SampleSet:
+def _from_iterable(items: Iterable[Any], inputs, samples, seed, where: str, holdout=None) -> SampleSet:
     collected: list[Sample] = []
-    limit = samples + VERIFY_SAMPLES
+    limit = samples + (VERIFY_SAMPLES if holdout is None else holdout)
     for item in items:
         if hasattr(item, "numpy") and not isinstance(item, (tuple, list, dict)):
             item = item.numpy()
@@ -209,11 +255,11 @@ def _from_iterable(items: Iterable[Any], inputs, samples, seed, where: str) -> S
             break
     if not collected:
         raise DataError(f"{where} yielded no samples")
-    calib_idx, verify_idx = _split_indices(len(collected), samples, seed)
+    calib_idx, verify_idx = _split_indices(len(collected), samples, seed, holdout)
     return _finish([collected[i] for i in calib_idx], [collected[i] for i in verify_idx], where, "callable", None)
 
 
-def _from_callable(spec: str, inputs, samples, seed) -> SampleSet:
+def _from_callable(spec: str, inputs, samples, seed, holdout=None) -> SampleSet:
     module_name, _, func_name = spec.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -221,12 +267,13 @@ def _from_callable(spec: str, inputs, samples, seed) -> SampleSet:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
         raise DataError(f"cannot import {spec}: {exc}; expected module:function importable from the current folder") from None
-    return _from_iterable(func(), inputs, samples, seed, spec)
+    return _from_iterable(func(), inputs, samples, seed, spec, holdout)
 
 
-def _finish(calibration, verification, source, kind, pp) -> SampleSet:
+def _finish(calibration, verification, source, kind, pp, warnings=()) -> SampleSet:
     held_out = bool(verification)
-    return SampleSet(calibration, verification or calibration[:VERIFY_SAMPLES], source, kind, held_out, pp)
+    return SampleSet(calibration, verification or calibration[:VERIFY_SAMPLES], source, kind, held_out, pp,
+                     tuple(warnings))
 
 
 def load_samples(
@@ -237,6 +284,7 @@ def load_samples(
     resize: str = "stretch",
     normalize: str = "0,1",
     bgr: bool = False,
+    holdout: int | None = None,
 ) -> SampleSet:
     """Read a representative dataset for a model with the given inputs.
 
@@ -244,8 +292,9 @@ def load_samples(
         data: an image folder, a video, a ``.npy``/``.npz`` file, ``"module:function"``, a
             ``tf.data.Dataset``, a callable returning an iterable, or an iterable of arrays.
         inputs: the model's inputs.
-        samples: how many samples calibrate (the rest, up to 100, verify).
+        samples: how many samples calibrate (the rest, up to 100, verify; at least a fifth is held back).
         seed: seed of the reproducible sampling.
+        holdout: exactly this many samples verify, kept apart from calibration (not for videos).
         resize, normalize, bgr: image preprocessing (see :class:`~edgeq.metadata.Preprocess`).
 
     Raises:
@@ -258,11 +307,11 @@ def load_samples(
         text = os.fspath(data)
         path = Path(text)
         if path.is_dir():
-            return _from_folder(path, inputs, samples, seed, pp_args)
+            return _from_folder(path, inputs, samples, seed, pp_args, holdout)
         if path.is_file():
             suffix = path.suffix.lower()
             if suffix in (".npy", ".npz"):
-                return _from_npy(path, inputs, samples, seed)
+                return _from_npy(path, inputs, samples, seed, holdout)
             if suffix in VIDEO_EXTENSIONS:
                 return _from_video(path, inputs, samples, seed, pp_args)
             raise DataError(
@@ -270,12 +319,80 @@ def load_samples(
                 ".npy/.npz, or module:function"
             )
         if ":" in text and not path.exists() and not text.startswith(("/", ".")):
-            return _from_callable(text, inputs, samples, seed)
+            return _from_callable(text, inputs, samples, seed, holdout)
         raise DataError(f"data not found: {text}; give an image folder, a video, a .npy/.npz file or module:function")
     if callable(data):
-        return _from_iterable(data(), inputs, samples, seed, getattr(data, "__name__", "callable"))
+        return _from_iterable(data(), inputs, samples, seed, getattr(data, "__name__", "callable"), holdout)
     if isinstance(data, np.ndarray):
-        return _from_arrays([data], inputs, samples, seed, "array", "arrays")
+        return _from_arrays([data], inputs, samples, seed, "array", "arrays", holdout)
     if hasattr(data, "__iter__"):
-        return _from_iterable(data, inputs, samples, seed, type(data).__name__)
+        return _from_iterable(data, inputs, samples, seed, type(data).__name__, holdout)
     raise DataError(f"cannot use {type(data).__name__} as data; see edgeq convert --help for the accepted sources")
+
+
+@dataclass(frozen=True)
+class VerificationData:
+    """Samples for verification only (``--verify-data``), with class indices when the data is labelled."""
+
+    samples: list[Sample]
+    labels: np.ndarray | None
+    source: str
+
+
+def _is_labelled(path: Path) -> bool:
+    """Class sub-folders with images, a labels CSV, or an ``.npz`` holding ``x`` and ``y``."""
+    if path.is_dir():
+        if (path / "labels.csv").is_file():
+            return True
+        subfolders = [p for p in path.iterdir() if p.is_dir()]
+        loose = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        return len(subfolders) >= 2 and not loose
+    if path.suffix.lower() == ".csv":
+        return True
+    if path.suffix.lower() == ".npz" and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as loaded:
+                return {"x", "y"} <= set(loaded.keys())
+        except (OSError, ValueError):
+            return False
+    return False
+
+
+def load_verification(
+    data: str | os.PathLike, inputs: Sequence[InputSpec], preprocess: Preprocess | None, pp_args: dict[str, Any],
+    labels: Sequence[str] = (), classes: int | None = None, limit: int = 1000,
+) -> VerificationData:
+    """Read ``--verify-data``: labelled (class folders, labels CSV, ``.npz`` with ``x``/``y``) or not (any ``--data`` source).
+
+    Args:
+        data: the data.
+        inputs: the model's inputs.
+        preprocess: the image preprocessing the calibration data used (``None``: built from ``pp_args``).
+        pp_args: ``resize``/``normalize``/``bgr`` for images (the values the calibration data used).
+        labels: the model's class names, to map class folders onto class indices.
+        classes: how many classes the model outputs, when known.
+        limit: at most this many samples.
+
+    Raises:
+        DataError: the data is missing, empty, or does not fit the inputs.
+    """
+    path = Path(data)
+    if not path.exists():
+        raise DataError(f"--verify-data not found: {path}; give a folder (class sub-folders for accuracy), a video or .npy/.npz")
+    if _is_labelled(path):
+        from edgeq.runtime.evaluate import read_labelled
+
+        labelled = read_labelled(path, labels, classes)
+        if labelled.kind != "arrays":
+            spec = _single_image_input(inputs, f"--verify-data {path}")
+            preprocess = preprocess or image_preprocess(spec, **pp_args)
+        count = min(len(labelled.items), limit)
+        arrays = [a for a, _ in zip(labelled.arrays(preprocess), range(count))]
+        samples = _to_samples([np.concatenate(arrays)], inputs, f"--verify-data {path}") if len(inputs) == 1 else []
+        if len(inputs) != 1:
+            raise DataError(f"labelled --verify-data works for single-input models; this one has {len(inputs)} inputs: "
+                            "pass an .npz keyed by input name (unlabelled)")
+        return VerificationData(samples, np.asarray(labelled.labels[:count]), labelled.source)
+    loaded = load_samples(path, inputs, samples=limit, seed=0, holdout=None, **pp_args)
+    everything = loaded.calibration + (loaded.verification if loaded.held_out else [])
+    return VerificationData(everything[:limit], None, str(path))

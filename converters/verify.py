@@ -10,8 +10,9 @@ import numpy as np
 
 from edgeq._flatbuffer import TFLiteFile
 from edgeq._progress import track
+from edgeq.errors import InferenceError
 from edgeq.runtime.model import Model
-from edgeq.runtime.output_stats import sqnr_db
+from edgeq.runtime.output_stats import OutputStats, per_output, sqnr_db
 
 from edgeq.converters.datasets import Sample
 from edgeq.converters.source import SourceModel
@@ -32,6 +33,10 @@ class Verification:
         sqnr_db: signal-to-quantization-noise ratio of the outputs (higher is better; ``inf`` = identical).
         size_before, size_after: bytes of the source model and of the ``.tflite``.
         float_ops: op types whose outputs stay float in the converted body, with counts.
+        outputs: the same figures per output, matched by output name.
+        data: where the compared samples came from (``--verify-data``, or the held-back part of ``--data``).
+        float_accuracy, accuracy: top-1 of the float and the converted model, when the samples have labels.
+        failed: samples on which the converted model failed to run (not compared).
     """
 
     samples: int
@@ -43,6 +48,11 @@ class Verification:
     size_before: int
     size_after: int
     float_ops: dict[str, int] = field(default_factory=dict)
+    outputs: tuple[OutputStats, ...] = ()
+    data: str = ""
+    float_accuracy: float | None = None
+    accuracy: float | None = None
+    failed: int = 0
 
     @property
     def size_ratio(self) -> float:
@@ -50,6 +60,7 @@ class Verification:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["outputs"] = [o.to_dict() for o in self.outputs]
         d["size_ratio"] = self.size_ratio
         d["sqnr_db"] = self.sqnr_db if math.isfinite(self.sqnr_db) else None
         return d
@@ -84,14 +95,40 @@ def compare_outputs(reference: list[list[np.ndarray]], test: list[list[np.ndarra
             "sqnr_db": sqnr_db(ref, out)}
 
 
-def verify(source: SourceModel, model: Model, samples: list[Sample], held_out: bool) -> Verification:
-    """Run both models on ``samples`` and measure how far apart their outputs are."""
-    reference, test = [], []
-    for sample in track(samples, "Verifying against the float model"):
-        reference.append(source.predict(sample))
-        test.append(list(model.predict(sample if len(sample) > 1 else sample[0]).values()))
-    stats = compare_outputs(reference, test)
+def verify(source: SourceModel, model: Model, samples: list[Sample], held_out: bool, labels: np.ndarray | None = None,
+           data: str = "") -> Verification:
+    """Run both models on ``samples`` (fed by input name) and measure how far apart their outputs are.
+
+    Args:
+        source: the float model.
+        model: the converted model.
+        samples: one array per input each, in ``source.inputs`` order.
+        held_out: whether the samples were kept apart from calibration.
+        labels: the class index of each sample, to report float and converted top-1 accuracy.
+        data: where the samples came from.
+
+    Samples the converted model fails to run on are counted in ``failed`` and left out of the figures.
+    """
+    reference, test, kept = [], [], []
+    for i, sample in enumerate(track(samples, "Verifying against the float model")):
+        try:
+            outputs = model.predict({spec.name: array for spec, array in zip(source.inputs, sample)})
+        except InferenceError:
+            continue
+        reference.append(source.predict_named(sample))
+        test.append(outputs)
+        kept.append(i)
+    if not reference:
+        raise InferenceError(f"the converted model failed to run on every one of the {len(samples)} verification samples")
+    names = list(reference[0])
+    stats = compare_outputs([[r[n] for n in names] for r in reference], [[t[n] for n in names] for t in test])
+    float_accuracy = accuracy = None
+    if labels is not None and len(names) >= 1:
+        truth = np.asarray(labels)[kept]
+        float_accuracy = float(np.mean([np.argmax(r[names[0]]) == y for r, y in zip(reference, truth)]))
+        accuracy = float(np.mean([np.argmax(t[names[0]]) == y for t, y in zip(test, truth)]))
     return Verification(
-        samples=len(samples), held_out=held_out, size_before=source.size_bytes(), size_after=model.size_bytes,
-        float_ops=float_ops(model.file), **stats,
+        samples=len(reference), held_out=held_out, size_before=source.size_bytes(), size_after=model.size_bytes,
+        float_ops=float_ops(model.file), outputs=tuple(per_output(reference, test)), data=data,
+        float_accuracy=float_accuracy, accuracy=accuracy, failed=len(samples) - len(reference), **stats,
     )
