@@ -151,7 +151,8 @@ def image_fit_warnings(files: Sequence[Path], pp: Preprocess) -> list[str]:
         except OSError:
             continue
         size_differs = pp.size is not None and (key[1], key[0]) != tuple(pp.size)
-        if size_differs or key[2] != target_mode:
+        # 16-bit/float grayscale is scaled to 8 bits (runtime.preprocess.to_8bit), not a different kind of image
+        if size_differs or key[2].rpartition(" ")[2] != target_mode:
             changed[key] = changed.get(key, 0) + 1
     if not changed:
         return []
