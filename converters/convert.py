@@ -31,7 +31,7 @@ from edgeq.converters.embed import embed_metadata
 from edgeq.converters.modes import ModeSpec, get_mode
 from edgeq.converters.source import InputSpec, SourceModel, load_source
 from edgeq.converters.sanity import degenerate_outputs, float_outputs
-from edgeq.converters.verify import Verification, float_ops, verify
+from edgeq.converters.verify import Verification, describe_float_ops, float_ops, verify
 
 log = logging.getLogger(__name__)
 
@@ -276,12 +276,10 @@ def convert(
         # ops kept in float on purpose are allowed; any other float op means a missing integer kernel
         left = float_ops(parse(tflite)) if report is None else report.unexpected_float_ops(tflite)
         if left:  # the converter silently keeps ops without integer kernels in float
-            raise ConversionError(
-                f"cannot convert to {spec.key.value}: op(s) {', '.join(left)} have no integer kernel and would stay "
-                f"float; {_FALLBACK_HINT if spec.key.value != 'int16x8' else 'try --mode dynamic or float16'}"
-            )
+            raise ConversionError(describe_float_ops(parse(tflite), spec.key.value, list(left)))
     t0 = time.perf_counter()
-    converted = Model(tflite, threads=None)
+    with quiet_native_output():  # LiteRT's one-time "Created TensorFlow Lite XNNPACK delegate" line
+        converted = Model(tflite, threads=None)
     if held_back is not None:
         verification = verify(source, converted, held_back.samples, True, held_back.labels, held_back.source)
     elif sample_set is not None:

@@ -68,7 +68,7 @@ def _split_indices(count: int, samples: int, seed: int, holdout: int | None = No
     order = np.random.default_rng(seed).permutation(count).tolist()
     if holdout is None:
         floor = min(VERIFY_SAMPLES, count // 5)
-        holdout = floor if count - samples < floor else None
+        holdout = floor if 0 < floor and count - samples < floor else None
     if holdout is None:
         return sorted(order[:samples]), sorted(order[samples : samples + VERIFY_SAMPLES])
     if not 0 < holdout < count:

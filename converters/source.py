@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,9 @@ def load_source(path: str | os.PathLike, workdir: str | os.PathLike) -> SourceMo
         return _from_saved_model(tf, path, digest, Path(workdir))
     keras = _lazy.keras()
     try:
-        model = keras.models.load_model(path, compile=False)
+        with warnings.catch_warnings():  # Keras 3 warns about Keras 2 configs (input_shape on a layer)
+            warnings.simplefilter("ignore", UserWarning)
+            model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file; all mean "cannot load"
         raise ModelError(_keras_load_error(path, exc)) from exc
     notes: tuple[str, ...] = ()
@@ -189,9 +192,14 @@ def _legacy_batch_axis(path: Path, model: Any, keras: Any) -> tuple[Any, tuple[s
     got = tuple(model.inputs[0].shape)
     if len(got) != len(want) + 1 or got[0] is not None or got[1] is not None or got[2:] != want[1:]:
         return model, ()
-    inp = keras.Input(want[1:], name=getattr(model.inputs[0], "name", None) or "input")
+    if type(model).__name__ != "Sequential":
+        return model, ()
+    inp = keras.Input(want[1:], name="input")
     try:
-        fixed = keras.Model(inp, model(inp), name=model.name)
+        x = inp
+        for layer in model.layers:  # the same layers (and weights) on the declared input
+            x = layer(x)
+        fixed = keras.Model(inp, x, name=model.name)
     except Exception as exc:  # noqa: BLE001 - keep the model as loaded; say why
         log.info("cannot rebuild %s on its saved input shape: %s", path, exc)
         return model, ()

@@ -78,6 +78,61 @@ def float_ops(file: TFLiteFile) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+#: ops with integer kernels that only move or select data; when one stays float it is not for want of a kernel
+MOVEMENT_OPS = {"RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS", "CONCATENATION", "GATHER", "SLICE", "STRIDED_SLICE",
+                "PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "TILE", "BROADCAST_TO", "SPACE_TO_DEPTH",
+                "DEPTH_TO_SPACE", "MAX_POOL_2D"}
+
+
+def float_causes(file: TFLiteFile, types: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+    """Why each float op of the main subgraph is float, counted per op type.
+
+    ``no kernel``: the int8 quantizer has no integer version (its float input comes from a DEQUANTIZE or the
+    graph input); ``input``: it only stays float because another float op feeds it (a RESHAPE after a float NEG);
+    ``run-time shape``/``other``: an op that has an integer kernel but was left float anyway (its shape operand
+    is computed at run time, or for the quantizer's own reasons).
+    """
+    sg = file.subgraphs[0]
+    producer = {t: op for op in sg.operators for t in op.outputs}
+    floating = ("FLOAT32", "FLOAT16")
+    causes: dict[str, dict[str, int]] = {}
+    for op in sg.operators:
+        if op.op in _BOUNDARY_OPS or (types is not None and op.op not in types):
+            continue
+        if not any(t >= 0 and sg.tensors[t].dtype in floating for t in op.outputs):
+            continue
+        fed = [producer.get(t) for t in op.inputs if t >= 0 and sg.tensors[t].dtype in floating and t in producer]
+        if fed and all(f.op not in _BOUNDARY_OPS for f in fed):  # type: ignore[union-attr]
+            cause = "input"
+        elif op.op in MOVEMENT_OPS:
+            dynamic = any(t in producer for t in op.inputs[1:] if t >= 0 and sg.tensors[t].dtype not in floating)
+            cause = "run-time shape" if dynamic else "other"
+        else:
+            cause = "no kernel"
+        per_type = causes.setdefault(cause, {})
+        per_type[op.op] = per_type.get(op.op, 0) + 1
+    return causes
+
+
+def describe_float_ops(file: TFLiteFile, mode: str, types: Sequence[str]) -> str:
+    """One line on the ops an integer mode would leave float, each with its true reason, and what to do."""
+    causes = float_causes(file, types)
+    text = lambda counts: ", ".join(f"{op}×{n}" for op, n in sorted(counts.items()))  # noqa: E731
+    parts = []
+    if "no kernel" in causes:
+        parts.append(f"{text(causes['no kernel'])} (no integer kernel in the {mode} quantizer)")
+    if "input" in causes:
+        parts.append(f"{text(causes['input'])} (float only because their input is)")
+    if "run-time shape" in causes:
+        parts.append(f"{text(causes['run-time shape'])} (has an integer kernel; its shape is computed at run time)")
+    if "other" in causes:
+        parts.append(f"{text(causes['other'])} (has an integer kernel; left float by the quantizer)")
+    keep = sorted({op for cause, counts in causes.items() if cause != "input" for op in counts})
+    hint = (f"try --keep-float {','.join(keep)} (keeps them in float on purpose), --mode int16x8 or --mode dynamic"
+            if mode in ("int8", "uint8") else "try --mode dynamic or float16")
+    return f"cannot convert to {mode}: these ops would stay float: {'; '.join(parts)}; {hint}"
+
+
 def is_classifier(outputs: Sequence[np.ndarray]) -> bool:
     """One output of shape (batch, classes) with several classes."""
     return len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[1] > 1
