@@ -4,6 +4,7 @@ the models were trained on. Made on the fly with numpy, seeded; nothing is downl
 * inaSpeechSegmenter: 68-frame patches of a log-mel spectrogram (16 kHz, 25 ms / 10 ms frames), each patch
   standardised to zero mean and unit variance, as ``inaSpeechSegmenter.segmenter._get_patches`` does.
 * basic-pitch: raw 22.05 kHz mono windows of 43 844 samples, the input of its ``serving_default`` signature.
+  Near-silent windows are included: real audio has them, and they stress the model's own normalisation.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def segmenter_patches(count: int, n_mels: int, seed: int = 0) -> np.ndarray:
 
 
 def pitch_windows(count: int, seed: int = 0) -> np.ndarray:
-    """``(count, 43844, 1)`` audio windows (chords, babble, noise) for basic-pitch."""
+    """``(count, 43844, 1)`` audio windows (chords, babble, noise, near-silence) for basic-pitch."""
     rng = np.random.default_rng(seed)
-    kinds = ("chord", "babble", "noise", "chord")
+    kinds = ("chord", "babble", "noise", "silence")
     return np.stack([_sound(kinds[i % 4], 43844 / SR_PITCH, SR_PITCH, rng)[:43844, None] for i in range(count)])
