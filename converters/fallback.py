@@ -418,7 +418,8 @@ def selective_quantize(
     """
     pp_args = preprocess_args or {}
     calibrated = _run_converter(tf, source, spec, io_type, samples, calibrate_only=True)
-    calibrated, changes = apply_statistic(calibrated, samples.calibration, calibration)
+    calibrated, changes = apply_statistic(calibrated, samples.calibration, calibration,
+                                          [spec.name for spec in source.inputs])
     full = quantize_calibrated(tf, calibrated, io_type)
     graph = Graph.read(full)
     plan = resolve_keep_float(graph, split_names(keep_float), source.keras_model)

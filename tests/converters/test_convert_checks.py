@@ -121,3 +121,25 @@ def test_two_input_model_by_npz_names_and_by_keras_order_tuples(tmp_path, monkey
         got = converted.predict({"afeat": xf[:8], "zimage": xi[:8]})
         np.testing.assert_allclose(got["output_1"], np.asarray(keras_out[1]), atol=0.25)
         assert np.mean(np.argmax(got["output_0"], 1) == np.argmax(np.asarray(keras_out[0]), 1)) >= 0.85
+
+
+@pytest.mark.tf
+def test_subclassed_keras_file_says_how_to_convert_it(tmp_path, capsys):
+    import keras
+
+    class Tiny(keras.Model):
+        def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return self.dense(x)
+
+    Tiny.__module__ = "edgeq_tests_gone"  # the defining code is not importable where the file is converted
+    model = Tiny()
+    model(np.zeros((1, 3), np.float32))
+    model.save(tmp_path / "sub.keras")
+    assert main(["convert", str(tmp_path / "sub.keras"), "--mode", "float16", "--out", str(tmp_path / "m.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert "custom (subclassed) class" in err and "model.export('saved_model_dir')" in err
+    assert "Traceback" not in err and not (tmp_path / "m.tflite").exists()
