@@ -156,7 +156,7 @@ def convert(
     out: str | os.PathLike = "model.tflite",
     mode: str = "int8",
     io: str | None = None,
-    samples: int = 200,
+    samples: int | None = None,
     seed: int = 0,
     resize: str = "stretch",
     normalize: str | None = None,
@@ -185,7 +185,8 @@ def convert(
         out: the ``.tflite`` file to write.
         mode: ``int8`` (default), ``uint8``, ``int16x8``, ``dynamic``, ``float16`` or ``float32``.
         io: ``float`` keeps float inputs/outputs on a full-integer body; default: the mode's integer type.
-        samples: calibration samples, drawn reproducibly with ``seed``.
+        samples: calibration samples, drawn reproducibly with ``seed``; default 200, holding back at least a
+            fifth of the data (up to 100 samples) for verification.
         resize, normalize, bgr: image preprocessing of image data; embedded for the runtime. ``normalize``
             ``None`` (default) uses what the model's own input layers expect (``raw`` 0–255 pixels after
             ``Rescaling(1/255)``, …; see docs/preprocessing.md), else ``0,1``.

@@ -27,6 +27,8 @@ from edgeq.converters.source import InputSpec
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 #: samples kept apart from calibration for verification, at most
 VERIFY_SAMPLES = 100
+#: calibration samples when the caller does not say
+DEFAULT_SAMPLES = 200
 
 Sample = list[np.ndarray]
 
@@ -58,17 +60,19 @@ class SampleSet:
         ]
 
 
-def _split_indices(count: int, samples: int, seed: int, holdout: int | None = None) -> tuple[list[int], list[int]]:
+def _split_indices(count: int, samples: int | None, seed: int, holdout: int | None = None) -> tuple[list[int], list[int]]:
     """A reproducible shuffle into calibration and verification indices.
 
     ``holdout`` samples verify and up to ``samples`` of the rest calibrate. Without it, the first ``samples``
-    calibrate and up to VERIFY_SAMPLES of the rest verify, but at least a fifth of the data (up to
-    VERIFY_SAMPLES) is held back: 200 images with ``--samples 200`` calibrate on 160 and verify on 40.
+    calibrate and up to VERIFY_SAMPLES of the rest verify. ``samples=None`` means DEFAULT_SAMPLES with at least
+    a fifth of the data (up to VERIFY_SAMPLES) held back: 200 images calibrate on 160 and verify on 40.
     """
     order = np.random.default_rng(seed).permutation(count).tolist()
-    if holdout is None:
+    if samples is None:
+        samples = DEFAULT_SAMPLES
         floor = min(VERIFY_SAMPLES, count // 5)
-        holdout = floor if 0 < floor and count - samples < floor else None
+        if holdout is None and 0 < floor and count - samples < floor:
+            holdout = floor
     if holdout is None:
         return sorted(order[:samples]), sorted(order[samples : samples + VERIFY_SAMPLES])
     if not 0 < holdout < count:
@@ -186,7 +190,7 @@ def _from_video(path: Path, inputs, samples, seed, pp_args) -> SampleSet:
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         if not cap.isOpened() or count <= 0:
             raise DataError(f"cannot read video {path}: no decodable frames; give an .mp4/.avi that OpenCV can open")
-        n = min(samples, count)
+        n = min(samples or DEFAULT_SAMPLES, count)
         calib = sorted(set(np.linspace(0, count - 1, n).round().astype(int).tolist()))
         spare = sorted(set(range(count)) - set(calib))
         verify = spare[:: max(1, len(spare) // VERIFY_SAMPLES)][:VERIFY_SAMPLES]
@@ -239,7 +243,7 @@ def _from_npy(path: Path, inputs, samples, seed, holdout=None) -> SampleSet:
 
 def _from_iterable(items: Iterable[Any], inputs, samples, seed, where: str, holdout=None) -> SampleSet:
     collected: list[Sample] = []
-    limit = samples + (VERIFY_SAMPLES if holdout is None else holdout)
+    limit = (samples or DEFAULT_SAMPLES) + (VERIFY_SAMPLES if holdout is None else holdout)
     for item in items:
         if hasattr(item, "numpy") and not isinstance(item, (tuple, list, dict)):
             item = item.numpy()
@@ -280,7 +284,7 @@ def _finish(calibration, verification, source, kind, pp, warnings=()) -> SampleS
 def load_samples(
     data: Any,
     inputs: Sequence[InputSpec],
-    samples: int = 200,
+    samples: int | None = 200,
     seed: int = 0,
     resize: str = "stretch",
     normalize: str = "0,1",
@@ -293,7 +297,8 @@ def load_samples(
         data: an image folder, a video, a ``.npy``/``.npz`` file, ``"module:function"``, a
             ``tf.data.Dataset``, a callable returning an iterable, or an iterable of arrays.
         inputs: the model's inputs.
-        samples: how many samples calibrate (the rest, up to 100, verify; at least a fifth is held back).
+        samples: how many samples calibrate (the rest, up to 100, verify); ``None``: 200, holding back at
+            least a fifth of the data (up to 100) for verification.
         seed: seed of the reproducible sampling.
         holdout: exactly this many samples verify, kept apart from calibration (not for videos).
         resize, normalize, bgr: image preprocessing (see :class:`~edgeq.metadata.Preprocess`).
@@ -301,7 +306,7 @@ def load_samples(
     Raises:
         DataError: the data is missing, empty, undecodable, non-finite or does not fit the inputs.
     """
-    if samples < 1:
+    if samples is not None and samples < 1:
         raise DataError(f"--samples must be at least 1. Received: {samples}")
     pp_args = {"resize": resize, "normalize": normalize, "bgr": bgr}
     if isinstance(data, (str, os.PathLike)):
@@ -394,6 +399,6 @@ def load_verification(
             raise DataError(f"labelled --verify-data works for single-input models; this one has {len(inputs)} inputs: "
                             "pass an .npz keyed by input name (unlabelled)")
         return VerificationData(samples, np.asarray(labelled.labels[:count]), labelled.source)
-    loaded = load_samples(path, inputs, samples=limit, seed=0, holdout=None, **pp_args)
+    loaded = load_samples(path, inputs, samples=limit, seed=0, **pp_args)
     everything = loaded.calibration + (loaded.verification if loaded.held_out else [])
     return VerificationData(everything[:limit], None, str(path))

@@ -31,7 +31,7 @@ def load_image(source: Any) -> Image.Image:
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(source, Image.Image):
-        return source
+        return to_8bit(source)
     if isinstance(source, np.ndarray):
         arr = source
         if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="the .tflite file to write")
     p.add_argument("--mode", default="int8", metavar="MODE", help=f"one of {', '.join(MODE_KEYS)} (default int8)")
     p.add_argument("--io", help="input/output type: float keeps float IO on an integer body (default: the mode's type)")
-    p.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
+    p.add_argument("--samples", type=int, help="calibration samples (default 200, holding back at least a fifth of the "
+                   "data to verify on)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample selection (default 0)")
     p.add_argument("--resize", default="stretch", help="stretch, crop or pad (image data; default stretch)")
     p.add_argument("--normalize", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default: what the model's own "
