@@ -143,3 +143,33 @@ def test_subclassed_keras_file_says_how_to_convert_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "custom (subclassed) class" in err and "model.export('saved_model_dir')" in err
     assert "Traceback" not in err and not (tmp_path / "m.tflite").exists()
+
+
+@pytest.mark.tf
+def test_keep_float_goes_on_when_the_full_int8_row_crashes(tmp_path):
+    """``(x - min) / (max - min + 1e-3)``: in full int8 the denominator of a constant input rounds to 0 (DIV crashes)."""
+    import keras
+
+    class MinMaxScale(keras.layers.Layer):
+        def call(self, x):  # type: ignore[no-untyped-def]
+            low = keras.ops.min(x, axis=-1, keepdims=True)
+            return (x - low) / (keras.ops.max(x, axis=-1, keepdims=True) - low + 1e-3)
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16,), name="x")
+    out = keras.layers.Dense(4, activation="softmax")(MinMaxScale()(keras.layers.Dense(16)(inp)))
+    model = keras.Model(inp, out)
+    model.export(str(tmp_path / "sm"), verbose=False)
+    rng = np.random.default_rng(0)
+    xs = rng.normal(0, 2, (60, 16)).astype(np.float32)
+    xs[::2] = 0.0  # half the samples are silence: a constant vector
+    np.save(tmp_path / "x.npy", xs)
+    result = edgeq.convert(tmp_path / "sm", tmp_path / "x.npy", tmp_path / "m.tflite", samples=40, holdout=20,
+                           keep_float="DIV")
+    rows = {row.label: row for row in result.fallback.steps}
+    full, kept = rows["full int8"], rows["keep DIV"]
+    assert full.scored == 20 and 0 < full.failed < 20, full
+    assert full.failure_text == f"fails on {full.failed} of 20 inputs"
+    assert kept.failed == 0 and result.verification.failed == 0 and result.verification.samples == 20
+    assert result.fallback.steps[result.fallback.chosen] is kept  # the requested model was written
+    assert np.isfinite(Model(tmp_path / "m.tflite").predict(np.zeros((1, 16), np.float32))["output_0"]).all()
