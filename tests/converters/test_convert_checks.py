@@ -56,6 +56,7 @@ def test_images_that_do_not_fit_the_input_are_flagged(keras_files, tmp_path):
 
 
 @pytest.mark.tf
+@pytest.mark.slow
 def test_holdout_and_labelled_verify_data(tmp_path, capsys):
     out = tmp_path / "m.tflite"
     result = edgeq.convert(SAMPLE / "model.keras", SAMPLE / "calib", out, holdout=50)

@@ -91,6 +91,7 @@ def _keras_correct(path: Path, fashion) -> int:
     return int(np.sum(np.argmax(scores, axis=1) == fashion["held_y"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["rescaling_model", "normalization_model"])
 def test_default_options_feed_what_the_model_expects(which, fashion, request, tmp_path):
     model = request.getfixturevalue(which)
