@@ -282,7 +282,8 @@ def convert(
     with quiet_native_output():  # LiteRT's one-time "Created TensorFlow Lite XNNPACK delegate" line
         converted = Model(tflite, threads=None)
     if held_back is not None:
-        verification = verify(source, converted, held_back.samples, True, held_back.labels, held_back.source)
+        separate = not (isinstance(data, (str, os.PathLike)) and Path(data).resolve() == Path(verify_data).resolve())
+        verification = verify(source, converted, held_back.samples, separate, held_back.labels, held_back.source)
     elif sample_set is not None:
         verification = verify(source, converted, sample_set.verification, sample_set.held_out, data=sample_set.source)
     else:

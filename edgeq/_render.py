@@ -47,7 +47,7 @@ def conversion_table(result: Any) -> Table:
           if (pp := result.metadata.source.get("preprocessing")) else []),
         ("samples compared", f"{v.samples} ({'held out' if v.held_out else 'not held out'})"),
         ("top-1 agreement", agreement),
-        *([("top-1 accuracy", f"float {v.float_accuracy * 100:.1f} % → {v.accuracy * 100:.1f} %")]
+        *([("top-1 accuracy", f"float {v.float_accuracy * 100:.1f} % → {result.mode} {v.accuracy * 100:.1f} %")]
           if v.accuracy is not None and v.float_accuracy is not None else []),
         ("SQNR", f"{fmt(v.sqnr_db, 3)} dB"),
         ("max / mean abs error", f"{fmt(v.max_abs_error)} / {fmt(v.mean_abs_error)}"),

@@ -72,6 +72,9 @@ def test_holdout_and_labelled_verify_data(tmp_path, capsys):
     assert v["float_accuracy"] == pytest.approx(0.915, abs=0.002)  # samples/fashion_mnist/README.md: 91.5 %
     assert abs(v["accuracy"] - v["float_accuracy"]) <= 0.01
     assert [o["name"] for o in v["outputs"]] == ["output_0"] and v["outputs"][0]["agreement"] == v["agreement"]
+    same = edgeq.convert(SAMPLE / "model.keras", SAMPLE / "calib", tmp_path / "s.tflite", samples=20,
+                         verify_data=SAMPLE / "calib")  # the calibration images themselves: not held out
+    assert same.verification.samples == 200 and not same.verification.held_out
 
 
 def _two_input_model(path: Path):  # type: ignore[no-untyped-def]
