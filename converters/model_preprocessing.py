@@ -145,18 +145,23 @@ def decide_normalization(keras_model: Any, channels: int) -> ModelNormalization 
 
 
 def check_explicit(decided: ModelNormalization | None, normalize: str | None, bgr: bool, force: bool) -> None:
-    """Refuse an explicit ``--normalize`` that contradicts the model's own preprocessing (unless ``force``).
+    """Refuse an explicit ``--normalize`` (or ``--bgr``) that contradicts the model's own preprocessing (unless ``force``).
 
     Raises:
         UsageError: the two differ and ``force`` is false.
     """
-    if decided is None or normalize is None or force:
+    if decided is None or force:
         return
-    wanted = Preprocess.from_normalize(decided.normalize, color="bgr" if decided.bgr else "rgb")
-    given = Preprocess.from_normalize(normalize, color="bgr" if bgr or decided.bgr else "rgb")
-    same = np.allclose([given.scale], [wanted.scale]) and np.allclose(
-        np.broadcast_to(given.mean, 3), np.broadcast_to(wanted.mean, 3)) and np.allclose(
-        np.broadcast_to(given.std, 3), np.broadcast_to(wanted.std, 3))
-    if not same:
+    if bgr and not decided.bgr:
+        raise UsageError(f"--bgr contradicts the model: {decided.reason}; drop --bgr or add --force-normalize if you "
+                         "mean it")
+    if normalize is not None and not np.allclose(_pixel_map(decided.normalize), _pixel_map(normalize)):
         raise UsageError(f"--normalize {normalize} contradicts the model: {decided.reason}; drop --normalize (edgeq "
                          f"uses {decided.normalize}) or add --force-normalize if you mean it")
+
+
+def _pixel_map(normalize: str) -> np.ndarray:
+    """``(a, b)`` per channel with model value ``a * pixel + b``: two spellings of one normalisation compare equal."""
+    pp = Preprocess.from_normalize(normalize)
+    std, mean = np.broadcast_to(pp.std, 3), np.broadcast_to(pp.mean, 3)
+    return np.stack([pp.scale / std, -mean / std])
