@@ -169,13 +169,15 @@ def _mse_range(hist: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
     return float(candidates_lo[i]), float(candidates_hi[j])
 
 
-def apply_statistic(calibrated: bytes, samples: Sequence[Sequence[np.ndarray]], calibration: Calibration) -> tuple[bytes, list[RangeChange]]:
+def apply_statistic(calibrated: bytes, samples: Sequence[Sequence[np.ndarray]], calibration: Calibration,
+                    input_names: Sequence[str] = ()) -> tuple[bytes, list[RangeChange]]:
     """Replace the calibrated min/max of every activation tensor (not the model inputs) by ``calibration``'s statistic.
 
     Args:
         calibrated: the calibrate-only model (float, with per-tensor min/max).
         samples: the calibration samples, one array per model input each (batch of 1).
         calibration: the statistic; ``minmax`` returns ``calibrated`` unchanged.
+        input_names: the signature name of each sample array, to feed inputs by name (else graph input order).
 
     Returns:
         The model with the new ranges, and the tensors whose range changed.
@@ -200,7 +202,7 @@ def apply_statistic(calibrated: bytes, samples: Sequence[Sequence[np.ndarray]], 
         interpreter = interpreter_module.Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
         interpreter.allocate_tensors()
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
-    order = _input_order(interpreter, graph)
+    order = _input_order(interpreter, graph, input_names)
     sizes = {i: int(np.prod(details[i]["shape"])) * len(samples) for i in targets}
     collectors = {i: _Collector(lo, hi, sizes[i], calibration) for i, (lo, hi) in targets.items()}
     input_details = interpreter.get_input_details()
@@ -231,11 +233,20 @@ def _name(tensor: Any) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def _input_order(interpreter: Any, graph: Any) -> list[int]:
-    """For each interpreter input, the position of the matching array in a sample (graph input order)."""
+def _input_order(interpreter: Any, graph: Any, names: Sequence[str] = ()) -> list[int]:
+    """For each interpreter input, the position of the matching array in a sample.
+
+    By signature name when ``names`` are given (the converter names input tensors ``serving_default_<name>:0``),
+    else by graph input order.
+    """
+    details = interpreter.get_input_details()
+    if names:
+        found = [next((i for i, n in enumerate(names) if d["name"] in (n, f"serving_default_{n}:0")), None)
+                 for d in details]
+        if all(i is not None for i in found) and len(set(found)) == len(found):
+            return found  # type: ignore[return-value]
     graph_inputs = [int(i) for i in graph.inputs]
-    return [graph_inputs.index(d["index"]) if d["index"] in graph_inputs else n
-            for n, d in enumerate(interpreter.get_input_details())]
+    return [graph_inputs.index(d["index"]) if d["index"] in graph_inputs else n for n, d in enumerate(details)]
 
 
 # ---------------------------------------------------------------------------------- quantizing

@@ -25,11 +25,13 @@ from edgeq.errors import CheckFailed, ConversionError, DataError, UsageError
 from edgeq.metadata import ModelMetadata, QuantInfo
 from edgeq.runtime.model import Model
 
-from edgeq.converters.datasets import SampleSet, load_samples
+from edgeq.converters.datasets import SampleSet, load_samples, load_verification
+from edgeq.converters.model_preprocessing import ModelNormalization, check_explicit, decide_normalization
 from edgeq.converters.embed import embed_metadata
 from edgeq.converters.modes import ModeSpec, get_mode
 from edgeq.converters.source import InputSpec, SourceModel, load_source
-from edgeq.converters.verify import Verification, float_ops, verify
+from edgeq.converters.sanity import degenerate_outputs, float_outputs
+from edgeq.converters.verify import Verification, describe_float_ops, float_ops, verify
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class ConversionResult:
         metadata: the embedded ``edgeq`` metadata.
         verification: float model vs converted model on held-back samples.
         warnings: things the user should know (slow mode, poor fit for the target, no held-out data).
+        checks: what the sanity checks found (degenerate float predictions, images resized to fit);
+            also in ``warnings``; ``strict`` turns them into a failure.
         seconds: time spent loading, converting and verifying.
         fallback: what ``keep_float``/``calibration``/``max_drop`` did (a
             :class:`~edgeq.converters.fallback.FallbackReport`), or ``None``.
@@ -56,6 +60,7 @@ class ConversionResult:
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     fallback: Any = None
+    checks: list[str] = field(default_factory=list)
 
     @property
     def mode(self) -> str:
@@ -64,7 +69,8 @@ class ConversionResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "out": str(self.out), "mode": self.mode, "verification": self.verification.to_dict(),
-            "warnings": list(self.warnings), "seconds": dict(self.seconds), "metadata": self.metadata.to_dict(),
+            "warnings": list(self.warnings), "checks": list(self.checks), "seconds": dict(self.seconds),
+            "metadata": self.metadata.to_dict(),
             "fallback": self.fallback.to_dict() if self.fallback is not None else None,
         }
 
@@ -109,6 +115,24 @@ def _conversion_error(exc: Exception, mode: str) -> ConversionError:
     return ConversionError(f"the converter failed in mode {mode}: {first[:400]}")
 
 
+def _preprocessing(source: SourceModel, normalize: str | None, bgr: bool, force: bool) -> tuple[str, bool, dict[str, Any]]:
+    """The ``--normalize``/``--bgr`` to use for image data, and why (embedded in the metadata's ``source``)."""
+    image = len(source.inputs) == 1 and source.inputs[0].is_image
+    decided: ModelNormalization | None = None
+    if image:
+        decided = decide_normalization(source.keras_model, int(source.inputs[0].sample_shape[2]))  # type: ignore[arg-type]
+    check_explicit(decided, normalize, bgr, force)
+    if normalize is not None:
+        why = "given with --normalize" + (f" (--force-normalize over the model's own: {decided.reason})"
+                                          if decided is not None and force else "")
+        return normalize, bgr, {"normalize": normalize, "bgr": bgr, "decided_by": "option", "reason": why}
+    if decided is not None:
+        return decided.normalize, bgr or decided.bgr, {"decided_by": "model", **decided.to_dict(),
+                                                       "bgr": bgr or decided.bgr}
+    return "0,1", bgr, {"normalize": "0,1", "bgr": bgr, "decided_by": "default",
+                        "reason": "no preprocessing layers at the model input: pixels / 255 (the default)"}
+
+
 def _representative(samples: SampleSet, inputs: Sequence[InputSpec]):  # type: ignore[no-untyped-def]
     def generator():  # type: ignore[no-untyped-def]
         with step("Calibrating", len(samples.calibration)) as advance:
@@ -132,10 +156,10 @@ def convert(
     out: str | os.PathLike = "model.tflite",
     mode: str = "int8",
     io: str | None = None,
-    samples: int = 200,
+    samples: int | None = None,
     seed: int = 0,
     resize: str = "stretch",
-    normalize: str = "0,1",
+    normalize: str | None = None,
     bgr: bool = False,
     labels: str | os.PathLike | Sequence[str] | None = None,
     force: bool = False,
@@ -147,6 +171,10 @@ def convert(
     eval_data: Any = None,
     max_drop_agreement: float | None = None,
     block_size: int | None = None,
+    force_normalize: bool = False,
+    strict: bool = False,
+    holdout: int | None = None,
+    verify_data: Any = None,
 ) -> ConversionResult:
     """Convert a Keras model to TFLite, verify it against the float model, and write it atomically.
 
@@ -157,8 +185,11 @@ def convert(
         out: the ``.tflite`` file to write.
         mode: ``int8`` (default), ``uint8``, ``int16x8``, ``dynamic``, ``float16`` or ``float32``.
         io: ``float`` keeps float inputs/outputs on a full-integer body; default: the mode's integer type.
-        samples: calibration samples, drawn reproducibly with ``seed``.
-        resize, normalize, bgr: image preprocessing of image data; embedded for the runtime.
+        samples: calibration samples, drawn reproducibly with ``seed``; default 200, holding back at least a
+            fifth of the data (up to 100 samples) for verification.
+        resize, normalize, bgr: image preprocessing of image data; embedded for the runtime. ``normalize``
+            ``None`` (default) uses what the model's own input layers expect (``raw`` 0–255 pixels after
+            ``Rescaling(1/255)``, …; see docs/preprocessing.md), else ``0,1``.
         labels: class names, or a file with one per line; embedded for the runtime.
         force: overwrite ``out`` if it exists.
         min_agreement: fail (raise :class:`CheckFailed`, file kept) if top-1 agreement is lower.
@@ -174,6 +205,11 @@ def convert(
             the held-back samples of ``data``).
         block_size: ``int4-weights`` only: one int4 scale per this many input values of fully connected /
             embedding weights (32, 64, 128 or 256); default one scale per output channel.
+        force_normalize: accept a ``normalize`` that contradicts the model's own preprocessing layers.
+        strict: fail (raise :class:`CheckFailed`, nothing written) when a sanity check warns.
+        holdout: keep exactly this many samples of ``data`` apart from calibration, for verification.
+        verify_data: verify on this data instead (labelled: class folders, labels CSV, ``.npz`` with ``x``/``y``,
+            which adds float and converted top-1 accuracy; or unlabelled, any ``data`` source).
 
     Returns:
         A :class:`ConversionResult`.
@@ -208,16 +244,27 @@ def convert(
         t0 = time.perf_counter()
         with step("Loading the model"):
             source = load_source(model, workdir)
-        sample_set = load_samples(data, source.inputs, samples, seed, resize, normalize, bgr) if data is not None else None
+        notes += source.notes
+        normalize, bgr, decision = _preprocessing(source, normalize, bgr, force_normalize)
+        sample_set = (load_samples(data, source.inputs, samples, seed, resize, normalize, bgr, holdout)
+                      if data is not None else None)
         if label_names:
             _check_labels(source, label_names)
+        checks = list(sample_set.warnings) if sample_set is not None else []
+        if sample_set is not None:
+            checks += degenerate_outputs(float_outputs(source, sample_set.calibration[:200]))
+        pp_args = {"resize": resize, "normalize": normalize, "bgr": bgr}
+        held_back = (load_verification(verify_data, source.inputs, sample_set.preprocess if sample_set else None,
+                                       pp_args, label_names, _classes(source)) if verify_data is not None else None)
+        if strict and checks:
+            raise CheckFailed(f"--strict: {checks[0]}; nothing written" + (f" ({len(checks) - 1} more)" if len(checks) > 1 else ""))
         seconds["load"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         report = None
         if selective is not None:
             tflite, report = selective.selective_quantize(
                 tf, source, spec, io_type, sample_set, method, keep_float, max_drop, eval_data, max_drop_agreement,
-                label_names, {"resize": resize, "normalize": normalize, "bgr": bgr})
+                label_names, pp_args)
         else:
             tflite = _run_converter(tf, source, spec, io_type, sample_set)
         weights = None
@@ -230,19 +277,24 @@ def convert(
         # ops kept in float on purpose are allowed; any other float op means a missing integer kernel
         left = float_ops(parse(tflite)) if report is None else report.unexpected_float_ops(tflite)
         if left:  # the converter silently keeps ops without integer kernels in float
-            raise ConversionError(
-                f"cannot convert to {spec.key.value}: op(s) {', '.join(left)} have no integer kernel and would stay "
-                f"float; {_FALLBACK_HINT if spec.key.value != 'int16x8' else 'try --mode dynamic or float16'}"
-            )
+            raise ConversionError(describe_float_ops(parse(tflite), spec.key.value, list(left)))
     t0 = time.perf_counter()
-    converted = Model(tflite, threads=None)
-    if sample_set is not None:
-        verification = verify(source, converted, sample_set.verification, sample_set.held_out)
+    with quiet_native_output():  # LiteRT's one-time "Created TensorFlow Lite XNNPACK delegate" line
+        converted = Model(tflite, threads=None)
+    if held_back is not None:
+        separate = not (isinstance(data, (str, os.PathLike)) and Path(data).resolve() == Path(verify_data).resolve())
+        verification = verify(source, converted, held_back.samples, separate, held_back.labels, held_back.source)
+    elif sample_set is not None:
+        verification = verify(source, converted, sample_set.verification, sample_set.held_out, data=sample_set.source)
     else:
         verification = verify(source, converted, _synthetic_samples(source.inputs, 20, seed), held_out=False)
         notes.append("no --data given: verified on 20 random inputs in [0, 1); pass --data for a meaningful check")
-    if sample_set is not None and not sample_set.held_out:
-        notes.append("too little data to hold samples back: verified on calibration samples")
+    if held_back is None and sample_set is not None and not sample_set.held_out:
+        notes.append("too little data to hold samples back: verified on calibration samples; pass --holdout N "
+                     "or --verify-data DIR")
+    if verification.failed:
+        notes.append(f"the converted model fails on {verification.failed} of {verification.samples + verification.failed} "
+                     "verification samples (left out of the figures)")
     seconds["verify"] = time.perf_counter() - t0
     calibration = None
     if sample_set is not None and spec.needs_data:
@@ -256,15 +308,16 @@ def convert(
                         calibration=calibration, target=target,
                         keep_float=report.keep_float if report is not None else (),
                         accuracy_budget=report.budget if report is not None else None, weights=weights),
-        source=source.source_info(), labels=label_names,
-        preprocess=sample_set.preprocess if sample_set is not None else None,
+        source={**source.source_info(), **({"preprocessing": decision} if sample_set is not None
+                                             and sample_set.preprocess is not None else {})},
+        labels=label_names, preprocess=sample_set.preprocess if sample_set is not None else None,
         edgeq_version=__version__, verification=verification.to_dict(),
     )
     final = embed_metadata(tflite, metadata)
     atomic_write(out, final, force=force)
     # the embedded figures describe the model body; the result reports the file as written
-    result = ConversionResult(out, metadata, dataclasses.replace(verification, size_after=len(final)), notes, seconds,
-                              report)
+    result = ConversionResult(out, metadata, dataclasses.replace(verification, size_after=len(final)),
+                              checks + notes, seconds, report, checks)
     if report is not None and not report.met:
         failure = CheckFailed(f"accuracy budget not met: {report.message}; {out} was written with that best result")
         failure.result = result  # type: ignore[attr-defined]
@@ -281,6 +334,12 @@ def convert(
 
 def _tensor_type(model: Model, which: str) -> str:
     return ",".join(sorted({np.dtype(s.dtype).name for s in getattr(model, which)}))
+
+
+def _classes(source: SourceModel) -> int | None:
+    """Classes of a single-output classifier, when the Keras model says."""
+    shapes = [o.shape for o in source.keras_model.outputs] if source.keras_model is not None else []
+    return int(shapes[0][-1]) if len(shapes) == 1 and shapes[0][-1] else None
 
 
 def _check_labels(source: SourceModel, labels: Sequence[str]) -> None:

@@ -404,7 +404,7 @@ def debug(
             source = load_source(model, workdir)
         sample_set = load_samples(data, source.inputs, samples, seed, resize, normalize, bgr)
         calibrated = _run_converter(tf, source, spec, spec.io_type, sample_set, calibrate_only=True)
-        calibrated, _ = apply_statistic(calibrated, sample_set.calibration, method)
+        calibrated, _ = apply_statistic(calibrated, sample_set.calibration, method, [s.name for s in source.inputs])
         names = split_names(keep_float)
         plan = resolve_keep_float(Graph.read(quantize_calibrated(tf, calibrated, "int8")), names, source.keras_model)
         layers = layer_errors(tf, calibrated, sample_set.verification, [s.name for s in source.inputs],

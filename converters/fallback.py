@@ -23,7 +23,7 @@ import numpy as np
 
 from edgeq._native import quiet_native_output
 from edgeq._progress import step, track
-from edgeq.errors import UsageError
+from edgeq.errors import InferenceError, UsageError
 
 from edgeq.converters.calibration import Calibration, RangeChange, apply_statistic, quantize_calibrated
 from edgeq.converters.convert import _run_converter
@@ -175,10 +175,14 @@ def unexpected_float_ops(model: bytes, allowed: dict[str, int], op_types: Sequen
     """
     graph = Graph.read(model)
     counts: dict[str, int] = {}
+    producer = {t: op for op in graph.ops for t in op.outputs}
     for op in graph.ops:
         if op.type in _BOUNDARY_OPS or op.type in op_types:
             continue
         if any(t >= 0 and graph.dtypes[t] in _FLOAT_TYPES for t in op.outputs):
+            fed = [producer.get(t) for t in op.inputs if t >= 0 and graph.dtypes[t] in _FLOAT_TYPES and t in producer]
+            if fed and all(f is not None and f.type in op_types for f in fed):
+                continue  # float only because a kept op type feeds it (RESHAPE after a kept NEG)
             counts[op.type] = counts.get(op.type, 0) + 1
     return {t: n - allowed.get(t, 0) for t, n in sorted(counts.items()) if n > allowed.get(t, 0)}
 
@@ -209,12 +213,19 @@ class FallbackStep:
     agreement: float | None = None
     within_budget: bool | None = None
     shown: tuple[str, ...] = ()
+    failed: int = 0
+    scored: int = 0
+
+    @property
+    def failure_text(self) -> str:
+        """``fails on k of N inputs`` when the model crashed at run time on some scored samples, else empty."""
+        return f"fails on {self.failed} of {self.scored} inputs" if self.failed else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "keep_float": list(self.keep_float), "shown": list(self.shown),
                 "float_ops": self.float_ops, "size": self.size,
                 "latency_ms": self.latency_ms, "accuracy": self.accuracy, "agreement": self.agreement,
-                "within_budget": self.within_budget}
+                "within_budget": self.within_budget, "failed": self.failed, "scored": self.scored}
 
 
 @dataclass
@@ -273,23 +284,34 @@ class _EvalSet:
     reference: np.ndarray
     labels: np.ndarray | None
     source: str
+    input_names: tuple[str, ...] = ()
+    failures: int = 0
 
     @property
     def reference_accuracy(self) -> float | None:
         return None if self.labels is None else float(np.mean(self.reference == self.labels))
 
     def score(self, model_bytes: bytes) -> tuple[float | None, float]:
-        """(top-1 accuracy or ``None``, agreement with the Keras model) of a candidate model."""
+        """(top-1 accuracy or ``None``, agreement with the Keras model) of a candidate model.
+
+        A sample the candidate fails to run on (e.g. an integer division by zero) counts as wrong; the
+        candidate's ``failures`` say on how many.
+        """
         from edgeq.runtime.model import Model
 
         with quiet_native_output():  # LiteRT's one-time "Created TensorFlow Lite XNNPACK delegate" line
             model = Model(model_bytes, threads=None)
-        predicted = np.asarray([
-            int(np.argmax(next(iter(model.predict(s if len(s) > 1 else s[0]).values()))))
-            for s in track(self.samples, "Scoring a candidate")
-        ])
-        accuracy = None if self.labels is None else float(np.mean(predicted == self.labels))
-        return accuracy, float(np.mean(predicted == self.reference))
+        predicted = []
+        for s in track(self.samples, "Scoring a candidate"):
+            try:
+                feed = dict(zip(self.input_names, s)) if self.input_names else (s if len(s) > 1 else s[0])
+                predicted.append(int(np.argmax(next(iter(model.predict(feed).values())))))
+            except InferenceError:
+                predicted.append(-1)
+        predicted_array = np.asarray(predicted)
+        self.failures = int(np.sum(predicted_array < 0))
+        accuracy = None if self.labels is None else float(np.mean(predicted_array == self.labels))
+        return accuracy, float(np.mean(predicted_array == self.reference))
 
 
 def _eval_set(source: SourceModel, samples: list[Sample], labels: np.ndarray | None, where: str) -> _EvalSet:
@@ -302,7 +324,7 @@ def _eval_set(source: SourceModel, samples: list[Sample], labels: np.ndarray | N
             arrays = [np.concatenate([s[i] for s in chunk]) for i in range(len(source.inputs))]
             predicted += np.argmax(source.predict(arrays)[0].reshape(len(chunk), -1), axis=1).tolist()
             advance(len(chunk))
-    return _EvalSet(samples, np.asarray(predicted), labels, where)
+    return _EvalSet(samples, np.asarray(predicted), labels, where, tuple(spec.name for spec in source.inputs))
 
 
 def _labelled_eval(source: SourceModel, eval_data: Any, labels: Sequence[str], preprocess: Any) -> _EvalSet:
@@ -319,23 +341,30 @@ def _labelled_eval(source: SourceModel, eval_data: Any, labels: Sequence[str], p
 
 
 # --------------------------------------------------------------------------------------- latency
-def interleaved_latency_ms(models: Sequence[bytes], sample: Sample, runs: int = LATENCY_RUNS) -> list[float]:
+def interleaved_latency_ms(models: Sequence[bytes], sample: Sample, runs: int = LATENCY_RUNS) -> list[float | None]:
     """Median inference time of each model, timed in rounds (one run of each model per round) to share the noise."""
     from edgeq.runtime.model import Model
 
     with quiet_native_output():
         loaded = [Model(m, threads=None) for m in models]
     feeds = [m.prepare(sample if len(sample) > 1 else sample[0]) for m in loaded]
-    times: list[list[float]] = [[] for _ in loaded]
+    times: list[list[float] | None] = [[] for _ in loaded]
     with step("Timing the candidates", runs) as advance:
         for round_ in range(runs + 2):
-            for model, feed, record in zip(loaded, feeds, times):
-                model.predict(feed if len(feed) > 1 else feed[0], raw=True)
+            for i, (model, feed) in enumerate(zip(loaded, feeds)):
+                record = times[i]
+                if record is None:
+                    continue
+                try:
+                    model.predict(feed if len(feed) > 1 else feed[0], raw=True)
+                except InferenceError:  # a candidate that crashes on this input has no latency
+                    times[i] = None
+                    continue
                 if round_ >= 2:  # two warm-up rounds
                     record.append(model.last_invoke_seconds)
             if round_ >= 2:
                 advance(1)
-    return [statistics.median(t) * 1000 for t in times]
+    return [statistics.median(t) * 1000 if t else None for t in times]
 
 
 # ------------------------------------------------------------------------------------- the route
@@ -389,7 +418,8 @@ def selective_quantize(
     """
     pp_args = preprocess_args or {}
     calibrated = _run_converter(tf, source, spec, io_type, samples, calibrate_only=True)
-    calibrated, changes = apply_statistic(calibrated, samples.calibration, calibration)
+    calibrated, changes = apply_statistic(calibrated, samples.calibration, calibration,
+                                          [spec.name for spec in source.inputs])
     full = quantize_calibrated(tf, calibrated, io_type)
     graph = Graph.read(full)
     plan = resolve_keep_float(graph, split_names(keep_float), source.keras_model)
@@ -413,7 +443,8 @@ def selective_quantize(
             tf, calibrated, io_type, candidate.nodes, candidate.op_types)
         accuracy, agreement = evals.score(body) if evals is not None else (None, None)
         row = FallbackStep(label, candidate.names, candidate.float_op_count(graph), len(body), None, accuracy, agreement,
-                           _within(accuracy, agreement, evals, max_drop, max_drop_agreement), candidate.shown)
+                           _within(accuracy, agreement, evals, max_drop, max_drop_agreement), candidate.shown,
+                           evals.failures if evals is not None else 0, len(evals.samples) if evals is not None else 0)
         candidates.append((row, body, candidate))
         return row
 

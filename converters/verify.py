@@ -10,8 +10,9 @@ import numpy as np
 
 from edgeq._flatbuffer import TFLiteFile
 from edgeq._progress import track
+from edgeq.errors import InferenceError
 from edgeq.runtime.model import Model
-from edgeq.runtime.output_stats import sqnr_db
+from edgeq.runtime.output_stats import OutputStats, per_output, sqnr_db
 
 from edgeq.converters.datasets import Sample
 from edgeq.converters.source import SourceModel
@@ -32,6 +33,10 @@ class Verification:
         sqnr_db: signal-to-quantization-noise ratio of the outputs (higher is better; ``inf`` = identical).
         size_before, size_after: bytes of the source model and of the ``.tflite``.
         float_ops: op types whose outputs stay float in the converted body, with counts.
+        outputs: the same figures per output, matched by output name.
+        data: where the compared samples came from (``--verify-data``, or the held-back part of ``--data``).
+        float_accuracy, accuracy: top-1 of the float and the converted model, when the samples have labels.
+        failed: samples on which the converted model failed to run (not compared).
     """
 
     samples: int
@@ -43,6 +48,11 @@ class Verification:
     size_before: int
     size_after: int
     float_ops: dict[str, int] = field(default_factory=dict)
+    outputs: tuple[OutputStats, ...] = ()
+    data: str = ""
+    float_accuracy: float | None = None
+    accuracy: float | None = None
+    failed: int = 0
 
     @property
     def size_ratio(self) -> float:
@@ -50,6 +60,7 @@ class Verification:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["outputs"] = [o.to_dict() for o in self.outputs]
         d["size_ratio"] = self.size_ratio
         d["sqnr_db"] = self.sqnr_db if math.isfinite(self.sqnr_db) else None
         return d
@@ -65,6 +76,61 @@ def float_ops(file: TFLiteFile) -> dict[str, int]:
         if any(i >= 0 and sg.tensors[i].dtype in ("FLOAT32", "FLOAT16") for i in op.outputs):
             counts[op.op] = counts.get(op.op, 0) + 1
     return dict(sorted(counts.items()))
+
+
+#: ops with integer kernels that only move or select data; when one stays float it is not for want of a kernel
+MOVEMENT_OPS = {"RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS", "CONCATENATION", "GATHER", "SLICE", "STRIDED_SLICE",
+                "PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "TILE", "BROADCAST_TO", "SPACE_TO_DEPTH",
+                "DEPTH_TO_SPACE", "MAX_POOL_2D"}
+
+
+def float_causes(file: TFLiteFile, types: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+    """Why each float op of the main subgraph is float, counted per op type.
+
+    ``no kernel``: the int8 quantizer has no integer version (its float input comes from a DEQUANTIZE or the
+    graph input); ``input``: it only stays float because another float op feeds it (a RESHAPE after a float NEG);
+    ``run-time shape``/``other``: an op that has an integer kernel but was left float anyway (its shape operand
+    is computed at run time, or for the quantizer's own reasons).
+    """
+    sg = file.subgraphs[0]
+    producer = {t: op for op in sg.operators for t in op.outputs}
+    floating = ("FLOAT32", "FLOAT16")
+    causes: dict[str, dict[str, int]] = {}
+    for op in sg.operators:
+        if op.op in _BOUNDARY_OPS or (types is not None and op.op not in types):
+            continue
+        if not any(t >= 0 and sg.tensors[t].dtype in floating for t in op.outputs):
+            continue
+        fed = [producer.get(t) for t in op.inputs if t >= 0 and sg.tensors[t].dtype in floating and t in producer]
+        if fed and all(f.op not in _BOUNDARY_OPS for f in fed):  # type: ignore[union-attr]
+            cause = "input"
+        elif op.op in MOVEMENT_OPS:
+            dynamic = any(t in producer for t in op.inputs[1:] if t >= 0 and sg.tensors[t].dtype not in floating)
+            cause = "run-time shape" if dynamic else "other"
+        else:
+            cause = "no kernel"
+        per_type = causes.setdefault(cause, {})
+        per_type[op.op] = per_type.get(op.op, 0) + 1
+    return causes
+
+
+def describe_float_ops(file: TFLiteFile, mode: str, types: Sequence[str]) -> str:
+    """One line on the ops an integer mode would leave float, each with its true reason, and what to do."""
+    causes = float_causes(file, types)
+    text = lambda counts: ", ".join(f"{op}×{n}" for op, n in sorted(counts.items()))  # noqa: E731
+    parts = []
+    if "no kernel" in causes:
+        parts.append(f"{text(causes['no kernel'])} (no integer kernel in the {mode} quantizer)")
+    if "input" in causes:
+        parts.append(f"{text(causes['input'])} (float only because their input is)")
+    if "run-time shape" in causes:
+        parts.append(f"{text(causes['run-time shape'])} (has an integer kernel; its shape is computed at run time)")
+    if "other" in causes:
+        parts.append(f"{text(causes['other'])} (has an integer kernel; left float by the quantizer)")
+    keep = sorted({op for cause, counts in causes.items() if cause != "input" for op in counts})
+    hint = (f"try --keep-float {','.join(keep)} (keeps them in float on purpose), --mode int16x8 or --mode dynamic"
+            if mode in ("int8", "uint8") else "try --mode dynamic or float16")
+    return f"cannot convert to {mode}: these ops would stay float: {'; '.join(parts)}; {hint}"
 
 
 def is_classifier(outputs: Sequence[np.ndarray]) -> bool:
@@ -84,14 +150,40 @@ def compare_outputs(reference: list[list[np.ndarray]], test: list[list[np.ndarra
             "sqnr_db": sqnr_db(ref, out)}
 
 
-def verify(source: SourceModel, model: Model, samples: list[Sample], held_out: bool) -> Verification:
-    """Run both models on ``samples`` and measure how far apart their outputs are."""
-    reference, test = [], []
-    for sample in track(samples, "Verifying against the float model"):
-        reference.append(source.predict(sample))
-        test.append(list(model.predict(sample if len(sample) > 1 else sample[0]).values()))
-    stats = compare_outputs(reference, test)
+def verify(source: SourceModel, model: Model, samples: list[Sample], held_out: bool, labels: np.ndarray | None = None,
+           data: str = "") -> Verification:
+    """Run both models on ``samples`` (fed by input name) and measure how far apart their outputs are.
+
+    Args:
+        source: the float model.
+        model: the converted model.
+        samples: one array per input each, in ``source.inputs`` order.
+        held_out: whether the samples were kept apart from calibration.
+        labels: the class index of each sample, to report float and converted top-1 accuracy.
+        data: where the samples came from.
+
+    Samples the converted model fails to run on are counted in ``failed`` and left out of the figures.
+    """
+    reference, test, kept = [], [], []
+    for i, sample in enumerate(track(samples, "Verifying against the float model")):
+        try:
+            outputs = model.predict({spec.name: array for spec, array in zip(source.inputs, sample)})
+        except InferenceError:
+            continue
+        reference.append(source.predict_named(sample))
+        test.append(outputs)
+        kept.append(i)
+    if not reference:
+        raise InferenceError(f"the converted model failed to run on every one of the {len(samples)} verification samples")
+    names = list(reference[0])
+    stats = compare_outputs([[r[n] for n in names] for r in reference], [[t[n] for n in names] for t in test])
+    float_accuracy = accuracy = None
+    if labels is not None and len(names) >= 1:
+        truth = np.asarray(labels)[kept]
+        float_accuracy = float(np.mean([np.argmax(r[names[0]]) == y for r, y in zip(reference, truth)]))
+        accuracy = float(np.mean([np.argmax(t[names[0]]) == y for t, y in zip(test, truth)]))
     return Verification(
-        samples=len(samples), held_out=held_out, size_before=source.size_bytes(), size_after=model.size_bytes,
-        float_ops=float_ops(model.file), **stats,
+        samples=len(reference), held_out=held_out, size_before=source.size_bytes(), size_after=model.size_bytes,
+        float_ops=float_ops(model.file), outputs=tuple(per_output(reference, test)), data=data,
+        float_accuracy=float_accuracy, accuracy=accuracy, failed=len(samples) - len(reference), **stats,
     )

@@ -19,7 +19,7 @@ from edgeq.metadata import Preprocess
 if TYPE_CHECKING:
     from PIL import Image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def load_image(source: Any) -> Image.Image:
@@ -31,7 +31,7 @@ def load_image(source: Any) -> Image.Image:
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(source, Image.Image):
-        return source
+        return to_8bit(source)
     if isinstance(source, np.ndarray):
         arr = source
         if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
@@ -43,11 +43,32 @@ def load_image(source: Any) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            return img
+            return to_8bit(img)
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot decode image {path}: {exc}; give a JPEG, PNG, BMP or WebP file") from None
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float images as 8-bit grayscale, scaled rather than clipped.
+
+    Pillow's own conversion clips 16-bit values above 255 (white) and float values in 0–1 to 0 (black).
+    16-bit (``I;16*``) and 32-bit integer images (how Pillow opens 16-bit PNGs) map 0–65535 to 0–255 when
+    a value exceeds 255; float images (``F``) map 0–1 to 0–255 when every value is within 0–1, else clip to 0–255.
+    """
+    from PIL import Image
+
+    if img.mode not in ("I", "F") and not img.mode.startswith("I;16"):
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    if img.mode == "F":
+        finite = values[np.isfinite(values)]
+        scale = 255.0 if finite.size and finite.min() >= 0 and finite.max() <= 1 else 1.0
+    else:
+        scale = 255 / 65535 if values.size and values.max() > 255 else 1.0
+    pixels = np.clip(np.nan_to_num(values * scale), 0, 255)
+    return Image.fromarray(np.round(pixels).astype(np.uint8))
 
 
 def resize_pixels(img: Image.Image, pp: Preprocess) -> np.ndarray:

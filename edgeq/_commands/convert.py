@@ -35,10 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="the .tflite file to write")
     p.add_argument("--mode", default="int8", metavar="MODE", help=f"one of {', '.join(MODE_KEYS)} (default int8)")
     p.add_argument("--io", help="input/output type: float keeps float IO on an integer body (default: the mode's type)")
-    p.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
+    p.add_argument("--samples", type=int, help="calibration samples (default 200, holding back at least a fifth of the "
+                   "data to verify on)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample selection (default 0)")
     p.add_argument("--resize", default="stretch", help="stretch, crop or pad (image data; default stretch)")
-    p.add_argument("--normalize", default="0,1", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default 0,1)")
+    p.add_argument("--normalize", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default: what the model's own "
+                   "input layers expect, e.g. raw after Rescaling(1/255), else 0,1)")
+    p.add_argument("--force-normalize", action="store_true",
+                   help="use --normalize even where it contradicts the model's own preprocessing layers")
     p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
     p.add_argument("--labels", help="class names, one per line, embedded in the model")
     p.add_argument("--target", help="board profile the model is for (e.g. pi4, pi5, or auto); warns on a poor fit")
@@ -60,6 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--block-size", type=int, metavar="N",
                    help="--mode int4-weights: one scale per N input values of fully connected / embedding weights "
                    "(32, 64, 128 or 256; default: one per output channel)")
+    p.add_argument("--holdout", type=int, metavar="N", help="keep N samples of --data apart from calibration to verify on")
+    p.add_argument("--verify-data", metavar="DATA",
+                   help="verify on this data instead: class sub-folders (adds float and int8 accuracy) or any --data source")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1, nothing written) when a sanity check warns (degenerate float predictions, resized images)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     add_json_options(p)
     p.set_defaults(func=run)
@@ -99,6 +108,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                 min_agreement=args.min_agreement, target=args.target, keep_float=args.keep_float,
                 calibration=args.calibration, max_drop=args.max_drop, eval_data=args.eval_data,
                 max_drop_agreement=args.max_drop_agreement, block_size=args.block_size,
+                force_normalize=args.force_normalize, strict=args.strict, holdout=args.holdout,
+                verify_data=args.verify_data,
             )
         except CheckFailed as exc:
             failure, result = exc, exc.result  # type: ignore[attr-defined]

@@ -136,7 +136,7 @@ def fallback_tables(report: Any) -> list[Any]:
             kept = ", ".join(_short(n, 28) for n in (s.shown or s.keep_float)) or "—"
             mark = "" if s.within_budget is None else ("✓" if s.within_budget else "✗")
             table.add_row(safe_text(("→ " if i == report.chosen else "  ") + _short(s.label, 60)), safe_text(kept), str(s.float_ops), _pct(s.accuracy),
-                          _pct(s.agreement), human_bytes(s.size),
+                          _pct(s.agreement) + (f" ({s.failure_text})" if s.failed else ""), human_bytes(s.size),
                           "—" if s.latency_ms is None else f"{s.latency_ms:.3f} ms", mark,
                           style="bold" if i == report.chosen else None)
         table.caption = safe_text("→ = the model written" + (f"; {report.message}" if report.message else "")

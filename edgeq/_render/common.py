@@ -45,13 +45,21 @@ def conversion_table(result: Any) -> Table:
         ("output", str(result.out)),
         ("mode", result.mode),
         ("input / output", f"{result.metadata.quant.input_type} / {result.metadata.quant.output_type}"),
+        *([("preprocessing", f"--normalize {pp['normalize']} ({pp['decided_by']}): {pp['reason']}")]
+          if (pp := result.metadata.source.get("preprocessing")) else []),
         ("samples compared", f"{v.samples} ({'held out' if v.held_out else 'not held out'})"),
         ("top-1 agreement", agreement),
+        *([("top-1 accuracy", f"float {v.float_accuracy * 100:.1f} % → {result.mode} {v.accuracy * 100:.1f} %")]
+          if v.accuracy is not None and v.float_accuracy is not None else []),
         ("SQNR", f"{fmt(v.sqnr_db, 3)} dB"),
         ("max / mean abs error", f"{fmt(v.max_abs_error)} / {fmt(v.mean_abs_error)}"),
         ("size", f"{human_bytes(v.size_before)} → {human_bytes(v.size_after)} ({v.size_ratio:.2f}x)"),
         ("ops left in float", ", ".join(f"{k}×{n}" for k, n in v.float_ops.items()) or "none"),
         ("time", ", ".join(f"{k} {s:.1f}s" for k, s in result.seconds.items())),
+        *[(f"output {o.name}", f"SQNR {fmt(o.sqnr_db, 3)} dB, mean abs error {fmt(o.mean_abs_error)}"
+           + (f", agreement {o.agreement * 100:.1f} %" if o.agreement is not None else ""))
+          for o in (v.outputs if len(v.outputs) > 1 else ())],
+        *[("warning", check) for check in getattr(result, "checks", ())],
     ]
     return key_value_table("Conversion verified against the float model", rows)
 
