@@ -26,6 +26,8 @@ def is_keras_model(path: Path) -> bool:
         return (path / "saved_model.pb").is_file()
     if path.suffix.lower() in KERAS_SUFFIXES:
         return True
+    if not path.is_file():  # a FIFO or a device: opening it could block; the model reader refuses it in one line
+        return False
     try:
         with path.open("rb") as f:
             head = f.read(8)
