@@ -56,6 +56,7 @@ class ConversionResult:
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     fallback: Any = None
+    refine: Any = None
 
     @property
     def mode(self) -> str:
@@ -66,6 +67,7 @@ class ConversionResult:
             "out": str(self.out), "mode": self.mode, "verification": self.verification.to_dict(),
             "warnings": list(self.warnings), "seconds": dict(self.seconds), "metadata": self.metadata.to_dict(),
             "fallback": self.fallback.to_dict() if self.fallback is not None else None,
+            "refine": self.refine.to_dict() if self.refine is not None else None,
         }
 
 
@@ -147,6 +149,7 @@ def convert(
     eval_data: Any = None,
     max_drop_agreement: float | None = None,
     block_size: int | None = None,
+    refine: bool = False,
 ) -> ConversionResult:
     """Convert a Keras model to TFLite, verify it against the float model, and write it atomically.
 
@@ -174,6 +177,9 @@ def convert(
             the held-back samples of ``data``).
         block_size: ``int4-weights`` only: one int4 scale per this many input values of fully connected /
             embedding weights (32, 64, 128 or 256); default one scale per output channel.
+        refine: int8/uint8/int8-weights/int4-weights: re-round the weights (GPTQ) and correct the biases
+            against the float model on the calibration data, keeping each step only where it lowers the
+            error on held-back calibration samples (see :mod:`edgeq.converters.refine`).
 
     Returns:
         A :class:`ConversionResult`.
@@ -195,6 +201,10 @@ def convert(
         raise UsageError(f"mode {spec.key.value} takes {accepted}. Received: --block-size {block_size}")
     if spec.requires is not None:
         _lazy.import_optional(*spec.requires)
+    if refine:
+        from edgeq.converters import refine as refiner
+
+        refiner.check_options(spec.key.value, data)
     selective = None
     if keep_float or str(calibration).strip().lower() != "minmax" or max_drop is not None or max_drop_agreement is not None:
         from edgeq.converters import fallback as selective  # the calibrate-then-quantize route, loaded when asked for
@@ -221,11 +231,18 @@ def convert(
         else:
             tflite = _run_converter(tf, source, spec, io_type, sample_set)
         weights = None
+        reference = tflite if spec.postprocess is not None else None  # the float32 model, for --refine
         if spec.postprocess is not None:  # e.g. weight-only modes rewrite the float32 model's weights
             processed = spec.postprocess(tflite, {"block_size": block_size})
             tflite, weights = processed.model, processed.recipe
             notes += processed.notes
         seconds["convert"] = time.perf_counter() - t0
+        refinement = plain = None
+        if refine:
+            t0 = time.perf_counter()
+            plain = tflite
+            tflite, refinement = refiner.refine_conversion(tf, source, spec, tflite, reference, sample_set, seed)
+            seconds["refine"] = time.perf_counter() - t0
     if spec.needs_data:
         # ops kept in float on purpose are allowed; any other float op means a missing integer kernel
         left = float_ops(parse(tflite)) if report is None else report.unexpected_float_ops(tflite)
@@ -243,6 +260,9 @@ def convert(
         notes.append("no --data given: verified on 20 random inputs in [0, 1); pass --data for a meaningful check")
     if sample_set is not None and not sample_set.held_out:
         notes.append("too little data to hold samples back: verified on calibration samples")
+    if refinement is not None and sample_set is not None:  # the plain model on the same samples, side by side
+        refinement = refiner.with_plain(refinement, verify(source, Model(plain, threads=None), sample_set.verification,
+                                                           sample_set.held_out))
     seconds["verify"] = time.perf_counter() - t0
     calibration = None
     if sample_set is not None and spec.needs_data:
@@ -251,6 +271,12 @@ def convert(
                        "source": sample_set.kind, "inputs": sample_set.input_ranges(source.inputs)}
         if report is not None and report.range_changes:
             calibration["ranges_changed"] = len(report.range_changes)
+    if refinement is not None:  # what --refine kept, in the recipe of the model itself
+        kept = [s.name for s in refinement.steps if s.kept]
+        if calibration is not None:
+            calibration["refine"] = kept
+        elif weights is not None:
+            weights = {**weights, "refine": kept}
     metadata = ModelMetadata(
         quant=QuantInfo(spec.key.value, _tensor_type(converted, "inputs"), _tensor_type(converted, "outputs"),
                         calibration=calibration, target=target,
@@ -264,7 +290,7 @@ def convert(
     atomic_write(out, final, force=force)
     # the embedded figures describe the model body; the result reports the file as written
     result = ConversionResult(out, metadata, dataclasses.replace(verification, size_after=len(final)), notes, seconds,
-                              report)
+                              report, refinement)
     if report is not None and not report.met:
         failure = CheckFailed(f"accuracy budget not met: {report.message}; {out} was written with that best result")
         failure.result = result  # type: ignore[attr-defined]

@@ -1,0 +1,276 @@
+"""The refinement steps and their bookkeeping: propose per layer, check on held-back samples, keep or undo."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgeq._lazy import import_optional
+from edgeq._progress import step as progress_step
+
+from edgeq.converters.refine import _layers
+from edgeq.converters.refine._gptq import gptq, least_squares_target
+from edgeq.converters.refine._layers import Layer
+from edgeq.converters.refine._run import TensorReader, predict_all
+from edgeq.converters.refine._stats import Moments, output_error
+
+log = logging.getLogger(__name__)
+
+STEPS = ("weight rounding", "bias correction")
+#: samples the statistics are computed on, and samples held back to check every change, at most
+MAX_FIT, MAX_CHECK = 96, 32
+#: fewer calibration samples than this: refinement is skipped (nothing to hold back)
+MIN_SAMPLES = 8
+_HINT = "pip install ai-edge-litert"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One refinement step over all layers, judged on the held-back samples.
+
+    Attributes:
+        name: ``weight rounding`` (GPTQ) or ``bias correction``.
+        layers: layers whose parameters the step changed (each one lowered its own held-back output error).
+        error_before, error_after: mean |output error| vs the float model on the held-back samples.
+        kept: whether the step lowered that error (otherwise it was undone).
+    """
+
+    name: str
+    layers: int
+    error_before: float
+    error_after: float
+    kept: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "layers": self.layers, "error_before": self.error_before,
+                "error_after": self.error_after, "kept": self.kept}
+
+
+@dataclass(frozen=True)
+class RefineReport:
+    """What ``--refine`` did.
+
+    Attributes:
+        layers: weighted layers refined (matched to the float model), of ``candidates`` found.
+        fit_samples, check_samples: calibration samples the statistics came from / held back to judge each change.
+        steps: each step's outcome.
+        seconds: time spent refining.
+        skipped: why nothing was tried, or empty.
+        plain: the verification of the plain (unrefined) model on the same samples as the refined one, when known.
+    """
+
+    layers: int
+    candidates: int
+    fit_samples: int
+    check_samples: int
+    steps: tuple[StepResult, ...]
+    seconds: float
+    skipped: str = ""
+    plain: Any = None
+
+    @property
+    def error_plain(self) -> float | None:
+        return self.steps[0].error_before if self.steps else None
+
+    @property
+    def error_refined(self) -> float | None:
+        kept = [s.error_after for s in self.steps if s.kept]
+        return kept[-1] if kept else self.error_plain
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layers": self.layers, "candidates": self.candidates, "fit_samples": self.fit_samples,
+                "check_samples": self.check_samples, "steps": [s.to_dict() for s in self.steps],
+                "seconds": self.seconds, "skipped": self.skipped,
+                "error_plain": self.error_plain, "error_refined": self.error_refined,
+                "plain": self.plain.to_dict() if self.plain is not None else None}
+
+    def note(self) -> str:
+        """One line for the user."""
+        if self.skipped:
+            return f"--refine did nothing: {self.skipped}"
+        done = ", ".join(f"{s.name} ({s.layers} layers, {'kept' if s.kept else 'undone: no gain'})" for s in self.steps)
+        return (f"--refine in {self.seconds:.1f} s: {done}; held-back mean |error| {self.error_plain:.4g} → "
+                f"{self.error_refined:.4g} ({self.check_samples} calibration samples held back)")
+
+
+@dataclass
+class _Pair:
+    layer: Layer
+    reference: Layer
+    v: np.ndarray  # float parameters [B, O, K+1]
+
+
+def _mean_error(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
+    return float(np.mean(np.concatenate([np.abs(o - r) for o, r in zip(outputs, reference)])))
+
+
+class _Refiner:
+    def __init__(self, quantized: bytes, reference: bytes, fit: list, check: list, seed: int) -> None:
+        self.fb = import_optional("ai_edge_litert.tools.flatbuffer_utils", _HINT)
+        self.model = self.fb.convert_bytearray_to_object(bytearray(quantized))
+        self.reference_model = self.fb.convert_bytearray_to_object(bytearray(reference))
+        self.bytes = quantized
+        self.fit, self.check, self.seed = fit, check, seed
+        self.float_reader = TensorReader(reference)
+        self.reference_outputs = predict_all(reference, check)
+        candidates = _layers.find_layers(self.model, quantized=True)
+        matched = _layers.match(self.model, candidates, self.reference_model,
+                                _layers.find_layers(self.reference_model, quantized=False))
+        self.candidates = len(candidates)
+        self.pairs = [_Pair(layer, matched[layer.op], self._float_params(layer, matched[layer.op]))
+                      for layer in candidates if layer.op in matched and layer.bias >= 0]
+
+    # -------------------------------------------------------------------------- parameters
+    def _float_params(self, layer: Layer, reference: Layer) -> np.ndarray:
+        w = _layers.to_matrix(layer, _layers.read_weight(self.reference_model, reference).astype(np.float64))
+        b = _layers.read_bias(self.reference_model, reference)
+        b = np.zeros(w.shape[0] * w.shape[1]) if b is None else b.astype(np.float64)
+        return np.concatenate([w, b.reshape(w.shape[0], w.shape[1], 1)], axis=2)
+
+    def _scales(self, layer: Layer) -> np.ndarray:
+        s = layer.scales.astype(np.float64)
+        return s[:, None] if layer.kind == "DEPTHWISE_CONV_2D" else s[None, :]
+
+    def _bias_scale(self, layer: Layer) -> np.ndarray | None:
+        if not layer.integer_bias:
+            return None
+        q = self.model.subgraphs[0].tensors[layer.bias].quantization
+        scale = np.broadcast_to(np.asarray(q.scale, np.float64), (layer.channels,))
+        return scale[:, None] if layer.kind == "DEPTHWISE_CONV_2D" else scale[None, :]
+
+    def _current(self, layer: Layer) -> np.ndarray:
+        w = _layers.to_matrix(layer, _layers.read_weight(self.model, layer).astype(np.float64)) * self._scales(layer)[:, :, None]
+        b = _layers.read_bias(self.model, layer).astype(np.float64)
+        bias_scale = self._bias_scale(layer)
+        b = b.reshape(w.shape[0], w.shape[1]) * (bias_scale if bias_scale is not None else 1.0)
+        return np.concatenate([w, b[:, :, None]], axis=2)
+
+    def _write(self, layer: Layer, integers: np.ndarray | None, bias: np.ndarray) -> None:
+        if integers is not None:
+            _layers.write_weight(self.model, layer, _layers.from_matrix(layer, integers))
+        bias_scale = self._bias_scale(layer)
+        if bias_scale is not None:
+            info = np.iinfo(np.int32)
+            bias = np.clip(np.round(bias / bias_scale), info.min, info.max)
+        flat = bias[:, 0] if layer.kind == "DEPTHWISE_CONV_2D" else bias[0]
+        _layers.write_bias(self.model, layer, flat)
+
+    def _saved(self, layer: Layer) -> tuple[Any, Any]:
+        buffers = self.model.buffers
+        graph = self.model.subgraphs[0]
+        return (np.array(buffers[graph.tensors[layer.weight].buffer].data, copy=True),
+                np.array(buffers[graph.tensors[layer.bias].buffer].data, copy=True))
+
+    def _restore(self, layer: Layer, saved: tuple[Any, Any]) -> None:
+        graph = self.model.subgraphs[0]
+        self.model.buffers[graph.tensors[layer.weight].buffer].data = saved[0]
+        self.model.buffers[graph.tensors[layer.bias].buffer].data = saved[1]
+
+    def _serialise(self) -> None:
+        self.bytes = bytes(self.fb.convert_object_to_bytearray(self.model))
+
+    # -------------------------------------------------------------------------- statistics
+    def _moments(self, pair: _Pair, samples: list, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        quant_reader = TensorReader(self.bytes)
+        moments = Moments(pair.layer, seed)
+        for sample in samples:
+            self.float_reader.run(sample)
+            quant_reader.run(sample)
+            moments.add(self.float_reader.tensor(pair.reference.input), quant_reader.tensor(pair.layer.input))
+        return moments.normalised()
+
+    def error(self) -> float:
+        return _mean_error(predict_all(self.bytes, self.check), self.reference_outputs)
+
+    # -------------------------------------------------------------------------------- steps
+    def _propose(self, name: str, pair: _Pair, fit: tuple, current: np.ndarray) -> list[tuple[np.ndarray | None, np.ndarray]]:
+        layer = pair.layer
+        qq, fq, _ = fit
+        if name == "bias correction":
+            shift = np.einsum("bok,bk->bo", pair.v, fq[:, :, -1]) - np.einsum("bok,bk->bo", current, qq[:, :, -1])
+            return [(None, current[:, :, -1] + shift)]
+        scales = np.broadcast_to(self._scales(layer), current.shape[:2])
+        bias_scale = self._bias_scale(layer)
+        bias_scale = None if bias_scale is None else np.broadcast_to(bias_scale, current.shape[:2])
+        try:
+            return gptq([pair.v, least_squares_target(pair.v, qq, fq)], qq, scales, layer.qmin, layer.qmax, bias_scale)
+        except np.linalg.LinAlgError:
+            log.debug("refine: singular input moments for op %d", layer.op)
+            return []
+
+    def _params(self, pair: _Pair, integers: np.ndarray | None, bias: np.ndarray, current: np.ndarray) -> np.ndarray:
+        if integers is None:
+            w = current[:, :, :-1]
+        else:
+            w = integers * self._scales(pair.layer)[:, :, None]
+        bias_scale = self._bias_scale(pair.layer)
+        if bias_scale is not None:
+            bias = np.round(bias / bias_scale) * bias_scale
+        return np.concatenate([w, bias[:, :, None]], axis=2)
+
+    def run_step(self, name: str) -> StepResult:
+        before = self.error()
+        saved = {}
+        changed = 0
+        with progress_step(f"Refining: {name}", len(self.pairs)) as advance:
+            for i, pair in enumerate(self.pairs):
+                fit = self._moments(pair, self.fit, self.seed + i)
+                check = self._moments(pair, self.check, self.seed + 10_000 + i)
+                current = self._current(pair.layer)
+                best, best_error = None, output_error(current, pair.v, check)
+                for integers, bias in self._propose(name, pair, fit, current):
+                    err = output_error(self._params(pair, integers, bias, current), pair.v, check)
+                    if err < best_error * (1 - 1e-6):
+                        best, best_error = (integers, bias), err
+                if best is not None:
+                    saved[i] = self._saved(pair.layer)
+                    self._write(pair.layer, *best)
+                    self._serialise()
+                    changed += 1
+                advance(1)
+        after = self.error() if changed else before
+        kept = after < before
+        if not kept and changed:
+            for i, backup in saved.items():
+                self._restore(self.pairs[i].layer, backup)
+            self._serialise()
+        log.info("refine %s: %d layers changed, held-back error %.5g -> %.5g (%s)", name, changed, before, after,
+                 "kept" if kept else "undone")
+        return StepResult(name, changed, before, after, kept)
+
+
+def refine(quantized: bytes, reference: bytes, samples: Sequence[Sequence[np.ndarray]], seed: int = 0,
+           steps: Sequence[str] = STEPS) -> tuple[bytes, RefineReport]:
+    """Refine a quantized model's weights and biases against its float version, never making it worse.
+
+    Args:
+        quantized: the quantized ``.tflite`` (full integer, or weight-only int8/int4).
+        reference: the float32 ``.tflite`` made from the same model.
+        samples: calibration samples (one array per input each, in the interpreter's input order); the last
+            quarter (at most ``MAX_CHECK``) is held back to judge every change.
+        seed: the seed of the patch positions drawn for the statistics.
+        steps: the steps to run, in order (default: GPTQ weight rounding, then bias correction).
+
+    Returns:
+        The refined model (``quantized`` itself when nothing helped) and a :class:`RefineReport`.
+    """
+    started = time.perf_counter()
+    samples = list(samples)
+    if len(samples) < MIN_SAMPLES:
+        report = RefineReport(0, 0, 0, 0, (), 0.0, f"needs at least {MIN_SAMPLES} calibration samples, got {len(samples)}")
+        return quantized, report
+    n_check = min(MAX_CHECK, max(2, len(samples) // 4))
+    fit, check = samples[:-n_check][:MAX_FIT], samples[-n_check:]
+    refiner = _Refiner(quantized, reference, fit, check, seed)
+    if not refiner.pairs:
+        report = RefineReport(0, refiner.candidates, len(fit), len(check), (), time.perf_counter() - started,
+                              "no conv / depthwise / fully connected layer with quantized weights and a bias to refine")
+        return quantized, report
+    results = tuple(refiner.run_step(name) for name in steps)
+    report = RefineReport(len(refiner.pairs), refiner.candidates, len(fit), len(check), results,
+                          time.perf_counter() - started)
+    return (refiner.bytes if any(r.kept for r in results) else quantized), report
