@@ -13,7 +13,7 @@ from edgeq._lazy import import_optional
 from edgeq._progress import step as progress_step
 
 from edgeq.converters.refine import _layers
-from edgeq.converters.refine._gptq import gptq, least_squares_target
+from edgeq.converters.refine._gptq import clipped_scales, gptq, least_squares_target
 from edgeq.converters.refine._layers import Layer
 from edgeq.converters.refine._run import TensorReader, predict_all
 from edgeq.converters.refine._stats import Moments, output_error
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 STEPS = ("weight rounding", "bias correction")
 #: samples the statistics are computed on, and samples held back to check every change, at most
-MAX_FIT, MAX_CHECK = 96, 32
+MAX_FIT, MAX_CHECK = 192, 32
 #: fewer calibration samples than this: refinement is skipped (nothing to hold back)
 MIN_SAMPLES = 8
 _HINT = "pip install ai-edge-litert"
@@ -149,7 +149,10 @@ class _Refiner:
         b = b.reshape(w.shape[0], w.shape[1]) * (bias_scale if bias_scale is not None else 1.0)
         return np.concatenate([w, b[:, :, None]], axis=2)
 
-    def _write(self, layer: Layer, integers: np.ndarray | None, bias: np.ndarray) -> None:
+    def _write(self, layer: Layer, integers: np.ndarray | None, bias: np.ndarray, scales: np.ndarray | None) -> None:
+        if scales is not None:  # weight-only layers: the DEQUANTIZE reads the new per-channel scales
+            layer.scales = (scales[:, 0] if layer.kind == "DEPTHWISE_CONV_2D" else scales[0]).astype(np.float32)
+            self.model.subgraphs[0].tensors[layer.weight].quantization.scale = layer.scales.copy()
         if integers is not None:
             _layers.write_weight(self.model, layer, _layers.from_matrix(layer, integers))
         bias_scale = self._bias_scale(layer)
@@ -159,16 +162,19 @@ class _Refiner:
         flat = bias[:, 0] if layer.kind == "DEPTHWISE_CONV_2D" else bias[0]
         _layers.write_bias(self.model, layer, flat)
 
-    def _saved(self, layer: Layer) -> tuple[Any, Any]:
+    def _saved(self, layer: Layer) -> tuple[Any, Any, Any, Any]:
         buffers = self.model.buffers
         graph = self.model.subgraphs[0]
         return (np.array(buffers[graph.tensors[layer.weight].buffer].data, copy=True),
-                np.array(buffers[graph.tensors[layer.bias].buffer].data, copy=True))
+                np.array(buffers[graph.tensors[layer.bias].buffer].data, copy=True),
+                layer.scales.copy(), graph.tensors[layer.weight].quantization.scale)
 
-    def _restore(self, layer: Layer, saved: tuple[Any, Any]) -> None:
+    def _restore(self, layer: Layer, saved: tuple[Any, Any, Any, Any]) -> None:
         graph = self.model.subgraphs[0]
         self.model.buffers[graph.tensors[layer.weight].buffer].data = saved[0]
         self.model.buffers[graph.tensors[layer.bias].buffer].data = saved[1]
+        layer.scales = saved[2]
+        graph.tensors[layer.weight].quantization.scale = saved[3]
 
     def _serialise(self) -> None:
         self.bytes = bytes(self.fb.convert_object_to_bytearray(self.model))
@@ -187,26 +193,36 @@ class _Refiner:
         return _mean_error(predict_all(self.bytes, self.check), self.reference_outputs)
 
     # -------------------------------------------------------------------------------- steps
-    def _propose(self, name: str, pair: _Pair, fit: tuple, current: np.ndarray) -> list[tuple[np.ndarray | None, np.ndarray]]:
+    def _propose(self, name: str, pair: _Pair, fit: tuple, current: np.ndarray) -> list[tuple[Any, Any, Any]]:
+        """Candidate ``(integers or None, bias, scales or None)``; ``None``: unchanged."""
         layer = pair.layer
         qq, fq, _ = fit
         if name == "bias correction":
             shift = np.einsum("bok,bk->bo", pair.v, fq[:, :, -1]) - np.einsum("bok,bk->bo", current, qq[:, :, -1])
-            return [(None, current[:, :, -1] + shift)]
+            return [(None, current[:, :, -1] + shift, None)]
         scales = np.broadcast_to(self._scales(layer), current.shape[:2])
         bias_scale = self._bias_scale(layer)
         bias_scale = None if bias_scale is None else np.broadcast_to(bias_scale, current.shape[:2])
-        try:
-            return gptq([pair.v, least_squares_target(pair.v, qq, fq)], qq, scales, layer.qmin, layer.qmax, bias_scale)
-        except np.linalg.LinAlgError:
-            log.debug("refine: singular input moments for op %d", layer.op)
-            return []
+        # weight-only layers may also narrow their scales (clipping the largest weights); full-integer biases
+        # are tied to the weight scales, so those keep theirs
+        options = [None] if layer.integer_bias else [None, clipped_scales(pair.v, qq, scales, layer.qmin, layer.qmax)]
+        targets = [pair.v, least_squares_target(pair.v, qq, fq)]
+        proposals = []
+        for new_scales in options:
+            try:
+                rounded = gptq(targets, qq, scales if new_scales is None else new_scales, layer.qmin, layer.qmax, bias_scale)
+            except np.linalg.LinAlgError:
+                log.debug("refine: singular input moments for op %d", layer.op)
+                continue
+            proposals += [(integers, bias, new_scales) for integers, bias in rounded]
+        return proposals
 
-    def _params(self, pair: _Pair, integers: np.ndarray | None, bias: np.ndarray, current: np.ndarray) -> np.ndarray:
+    def _params(self, pair: _Pair, integers: np.ndarray | None, bias: np.ndarray, scales: np.ndarray | None,
+                current: np.ndarray) -> np.ndarray:
         if integers is None:
             w = current[:, :, :-1]
         else:
-            w = integers * self._scales(pair.layer)[:, :, None]
+            w = integers * (self._scales(pair.layer) if scales is None else scales)[:, :, None]
         bias_scale = self._bias_scale(pair.layer)
         if bias_scale is not None:
             bias = np.round(bias / bias_scale) * bias_scale
@@ -222,10 +238,10 @@ class _Refiner:
                 check = self._moments(pair, self.check, self.seed + 10_000 + i)
                 current = self._current(pair.layer)
                 best, best_error = None, output_error(current, pair.v, check)
-                for integers, bias in self._propose(name, pair, fit, current):
-                    err = output_error(self._params(pair, integers, bias, current), pair.v, check)
+                for integers, bias, scales in self._propose(name, pair, fit, current):
+                    err = output_error(self._params(pair, integers, bias, scales, current), pair.v, check)
                     if err < best_error * (1 - 1e-6):
-                        best, best_error = (integers, bias), err
+                        best, best_error = (integers, bias, scales), err
                 if best is not None:
                     saved[i] = self._saved(pair.layer)
                     self._write(pair.layer, *best)

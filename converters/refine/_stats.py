@@ -114,6 +114,5 @@ class Moments:
 def output_error(u: np.ndarray, v: np.ndarray, moments: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float:
     """Mean squared pre-activation error of parameters ``u`` vs float ``v`` (both ``[B, O, K+1]``)."""
     qq, fq, ff = moments
-    total = (np.einsum("bok,bkl,bol->", v, ff, v) - 2 * np.einsum("bok,bkl,bol->", v, fq, u)
-             + np.einsum("bok,bkl,bol->", u, qq, u))
+    total = np.sum((v @ ff) * v) - 2 * np.sum((v @ fq) * u) + np.sum((u @ qq) * u)
     return float(total)
