@@ -12,7 +12,7 @@ import numpy as np
 from edgeq._lazy import import_optional
 from edgeq._progress import step as progress_step
 
-from edgeq.converters.refine import _layers
+from edgeq.converters.refine import _layers, _ranges
 from edgeq.converters.refine._gptq import clipped_scales, gptq, least_squares_target
 from edgeq.converters.refine._layers import Layer
 from edgeq.converters.refine._run import TensorReader, predict_all
@@ -20,7 +20,7 @@ from edgeq.converters.refine._stats import Moments, output_error
 
 log = logging.getLogger(__name__)
 
-STEPS = ("weight rounding", "bias correction")
+STEPS = ("activation ranges", "weight rounding", "bias correction")
 #: samples the statistics are computed on, and samples held back to check every change, at most
 MAX_FIT, MAX_CHECK = 192, 32
 #: fewer calibration samples than this: refinement is skipped (nothing to hold back)
@@ -33,8 +33,8 @@ class StepResult:
     """One refinement step over all layers, judged on the held-back samples.
 
     Attributes:
-        name: ``weight rounding`` (GPTQ) or ``bias correction``.
-        layers: layers whose parameters the step changed (each one lowered its own held-back output error).
+        name: ``activation ranges``, ``weight rounding`` (GPTQ) or ``bias correction``.
+        layers: layers (tensors, for ranges) the step changed, each one lowering its own held-back output error.
         error_before, error_after: mean |output error| vs the float model on the held-back samples.
         kept: whether the step lowered that error (otherwise it was undone).
     """
@@ -228,7 +228,46 @@ class _Refiner:
             bias = np.round(bias / bias_scale) * bias_scale
         return np.concatenate([w, bias[:, :, None]], axis=2)
 
+    def _range_saved(self, tensor: int, pairs: list[_Pair]) -> tuple[Any, ...]:
+        graph = self.model.subgraphs[0]
+        q = graph.tensors[tensor].quantization
+        biases = [(np.array(self.model.buffers[graph.tensors[p.layer.bias].buffer].data, copy=True),
+                   graph.tensors[p.layer.bias].quantization.scale) for p in pairs]
+        return q.scale, q.zeroPoint, q.min, q.max, biases
+
+    def _range_restore(self, tensor: int, pairs: list[_Pair], saved: tuple[Any, ...]) -> None:
+        graph = self.model.subgraphs[0]
+        q = graph.tensors[tensor].quantization
+        q.scale, q.zeroPoint, q.min, q.max, biases = saved
+        for p, (data, scale) in zip(pairs, biases):
+            self.model.buffers[graph.tensors[p.layer.bias].buffer].data = data
+            graph.tensors[p.layer.bias].quantization.scale = scale
+
+    def run_range_step(self, name: str) -> StepResult:
+        before = self.error()
+        saved = []
+        found = _ranges.candidates(self)
+        with progress_step(f"Refining: {name}", len(found)) as advance:
+            for tensor, pairs in found:
+                best = _ranges.propose(self, tensor, pairs)
+                if best is not None:
+                    saved.append((tensor, pairs, self._range_saved(tensor, pairs)))
+                    _ranges.apply(self, tensor, pairs, *best)
+                advance(1)
+        if saved:
+            self._serialise()
+        after = self.error() if saved else before
+        kept = after < before
+        if not kept and saved:
+            for tensor, pairs, backup in reversed(saved):
+                self._range_restore(tensor, pairs, backup)
+            self._serialise()
+        log.info("refine %s: %d tensors changed, held-back error %.5g -> %.5g", name, len(saved), before, after)
+        return StepResult(name, len(saved), before, after, kept)
+
     def run_step(self, name: str) -> StepResult:
+        if name == "activation ranges":
+            return self.run_range_step(name)
         before = self.error()
         saved = {}
         changed = 0
