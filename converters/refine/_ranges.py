@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeq.converters.refine import _layers
 from edgeq.converters.refine._layers import op_name
-from edgeq.converters.refine._stats import patches
+from edgeq.converters.refine._stats import ROWS_PER_SAMPLE, patches
 
 if TYPE_CHECKING:
     from edgeq.converters.refine._refine import _Pair, _Refiner
@@ -73,33 +73,38 @@ def _params(lo: float, hi: float) -> tuple[float, int]:
     return scale, int(np.clip(np.round(-128 - lo / scale), -128, 127))
 
 
-def _score(pairs: list[_Pair], currents: list[np.ndarray], activations: list[np.ndarray], ranges: list[tuple[float, float]]) -> np.ndarray:
+def _score(pairs: list[_Pair], currents: list[np.ndarray], windows: list[np.ndarray],
+           ranges: list[tuple[float, float]]) -> np.ndarray:
     """Summed absolute output error of the consumers, per candidate range.
 
     Absolute, not squared: a squared error lets a handful of rare outliers outweigh the rounding of every
     typical value, which is the very failure this step is for; the model is judged by mean |error| too.
+    ``windows`` holds, per consumer, its input patches (rows drawn per sample): quantizing is elementwise and
+    keeps 0 (the padding) exact, so the patches of the quantization error are the error of the patches.
     """
     errors = np.zeros(len(ranges))
-    for x in activations:
+    for pair, current, p in zip(pairs, currents, windows):
+        w = current[:, :, :-1]
         for i, (lo, hi) in enumerate(ranges):
-            d = x - _quantize(x, lo, hi)
-            for pair, current in zip(pairs, currents):
-                p = patches(pair.layer, d)
-                w = current[:, :, :-1]
-                if pair.layer.kind == "DEPTHWISE_CONV_2D":
-                    out = np.einsum("rkc,ck->rc", p, w[:, 0, :])
-                else:
-                    out = p @ w[0].T
-                errors[i] += float(np.sum(np.abs(out)))
+            d = p - _quantize(p, lo, hi)
+            out = np.einsum("rkc,ck->rc", d, w[:, 0, :]) if pair.layer.kind == "DEPTHWISE_CONV_2D" else d @ w[0].T
+            errors[i] += float(np.sum(np.abs(out)))
     return errors
 
 
-def _activations(refiner: _Refiner, pair: _Pair, samples: list) -> list[np.ndarray]:
-    values = []
+def _windows(refiner: _Refiner, pairs: list[_Pair], samples: list, seed: int) -> tuple[list[np.ndarray], float, float]:
+    """Per consumer, its float input patches on up to ``MAX_SAMPLES`` samples; and the activation's min and max."""
+    rng = np.random.default_rng(seed)
+    rows: list[list[np.ndarray]] = [[] for _ in pairs]
+    lo, hi = np.inf, -np.inf
     for sample in samples[:MAX_SAMPLES]:
         refiner.float_reader.run(sample)
-        values.append(refiner.float_reader.tensor(pair.reference.input))
-    return values
+        x = refiner.float_reader.tensor(pairs[0].reference.input)
+        lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+        for i, pair in enumerate(pairs):
+            p = patches(pair.layer, x)
+            rows[i].append(p[rng.choice(p.shape[0], ROWS_PER_SAMPLE, replace=False)] if p.shape[0] > ROWS_PER_SAMPLE else p)
+    return [np.concatenate(r) for r in rows], lo, hi
 
 
 def propose(refiner: _Refiner, tensor: int, pairs: list[_Pair]) -> tuple[float, float] | None:
@@ -107,8 +112,8 @@ def propose(refiner: _Refiner, tensor: int, pairs: list[_Pair]) -> tuple[float, 
     q = refiner.model.subgraphs[0].tensors[tensor].quantization
     scale, zero = float(q.scale[0]), int(q.zeroPoint[0])
     current = ((-128 - zero) * scale, (127 - zero) * scale)
-    fit, check = _activations(refiner, pairs[0], refiner.fit), _activations(refiner, pairs[0], refiner.check)
-    lo, hi = min(float(x.min()) for x in fit), max(float(x.max()) for x in fit)
+    fit, lo, hi = _windows(refiner, pairs, refiner.fit, refiner.seed)
+    check, _, _ = _windows(refiner, pairs, refiner.check, refiner.seed + 1)
     ranges = [(lo * r, hi * r) for r in SHRINK]
     currents = [refiner._current(p.layer) for p in pairs]
     best = ranges[int(np.argmin(_score(pairs, currents, fit, ranges)))]

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 STEPS = ("activation ranges", "weight rounding", "bias correction")
 #: samples the statistics are computed on, and samples held back to check every change, at most
 MAX_FIT, MAX_CHECK = 192, 32
+#: convolutions give hundreds of input windows per sample: fewer samples estimate their moments as well
+MAX_FIT_CONV = 64
 #: fewer calibration samples than this: refinement is skipped (nothing to hold back)
 MIN_SAMPLES = 8
 _HINT = "pip install ai-edge-litert"
@@ -273,7 +275,8 @@ class _Refiner:
         changed = 0
         with progress_step(f"Refining: {name}", len(self.pairs)) as advance:
             for i, pair in enumerate(self.pairs):
-                fit = self._moments(pair, self.fit, self.seed + i)
+                fit = self._moments(pair, self.fit if pair.layer.kind == "FULLY_CONNECTED" else self.fit[:MAX_FIT_CONV],
+                                    self.seed + i)
                 check = self._moments(pair, self.check, self.seed + 10_000 + i)
                 current = self._current(pair.layer)
                 best, best_error = None, output_error(current, pair.v, check)
