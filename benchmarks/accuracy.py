@@ -16,6 +16,7 @@ briefly on the held-out images (agreement with its own float model is what is me
 
     python benchmarks/accuracy.py                       # both cases, ~5 min on a busy 2-core VM
     python benchmarks/accuracy.py --cases sample --out benchmarks/results/accuracy.json
+    python benchmarks/accuracy.py --cases none --mobilenetv2-samples 50  # cost of --refine on MobileNetV2-224
 
 Writes JSON (``--out``) and a Markdown table next to it.
 """
@@ -130,6 +131,32 @@ def _labels(folder: Path) -> np.ndarray:
     return np.array([int(p.parent.name.split("_")[0]) for p in image_files(folder)])
 
 
+def mobilenetv2_cost(work: Path, samples: int) -> dict[str, Any]:
+    """Time of int8 conversion with and without ``--refine`` on MobileNetV2-224 (untrained weights: cost only)."""
+    import keras
+
+    import edgeq
+
+    keras.utils.set_random_seed(0)
+    path = work / "mobilenetv2.keras"
+    keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3)).save(path)
+    data = np.random.default_rng(0).random((samples, 224, 224, 3), dtype=np.float32) * 2 - 1
+    np.save(work / "mnv2.npy", data)
+    row: dict[str, Any] = {"calibration_samples": samples}
+    for label, refine in (("int8", False), ("int8 --refine", True)):
+        started = time.perf_counter()
+        result = edgeq.convert(path, work / "mnv2.npy", work / f"mnv2_{refine}.tflite", samples=samples, refine=refine,
+                               force=True)
+        row[label] = {"seconds_total": time.perf_counter() - started, "seconds": dict(result.seconds)}
+        if result.refine is not None:
+            row[label]["steps"] = [s.to_dict() for s in result.refine.steps]
+    plain = row["int8"]["seconds"]
+    row["refine_over_conversion"] = row["int8 --refine"]["seconds"]["refine"] / (plain["load"] + plain["convert"])
+    print(f"MobileNetV2-224: refine {row['int8 --refine']['seconds']['refine']:.0f} s vs load+convert "
+          f"{plain['load'] + plain['convert']:.0f} s ({row['refine_over_conversion']:.2f}x)", file=sys.stderr)
+    return row
+
+
 def markdown(results: dict[str, Any]) -> str:
     lines = ["| case | conversion | mean abs error | top-1 agreement | SQNR (dB) | time (s) |", "|---|---|---:|---:|---:|---:|"]
     for case, data in results["cases"].items():
@@ -137,6 +164,12 @@ def markdown(results: dict[str, Any]) -> str:
             extra = f" (refine {r['refine_seconds']:.1f})" if r.get("refine_seconds") else ""
             lines.append(f"| {case} | {label} | {r['mean_abs_error']:.5f} | {r['agreement'] * 100:.1f} % | "
                          f"{r['sqnr_db']:.1f} | {r['seconds']:.1f}{extra} |")
+    cost = results.get("mobilenetv2_cost")
+    if cost:
+        plain = cost["int8"]["seconds"]
+        lines += ["", f"MobileNetV2-224 ({cost['calibration_samples']} calibration samples): --refine took "
+                  f"{cost['int8 --refine']['seconds']['refine']:.0f} s, load + conversion {plain['load'] + plain['convert']:.0f} s "
+                  f"({cost['refine_over_conversion']:.2f}x)"]
     return "\n".join(lines) + "\n"
 
 
@@ -144,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="sample,mobilenet", help="comma-separated: sample, mobilenet")
     parser.add_argument("--epochs", type=int, default=8, help="training epochs of the MobileNet-style model")
+    parser.add_argument("--mobilenetv2-samples", type=int, default=0,
+                        help="also time int8 vs int8 --refine on MobileNetV2-224 with this many calibration samples")
     parser.add_argument("--out", type=Path, help="write the JSON here (and the Markdown table beside it)")
     args = parser.parse_args(argv)
 
@@ -169,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         if "mobilenet" in cases:
             _mobilenet(x_eval, y_eval, work / "mobilenet.keras", args.epochs)
             results["cases"]["mobilenet"] = run_case("mobilenet", work / "mobilenet.keras", work / "calib.npy", x_eval, work)
+        if args.mobilenetv2_samples:
+            results["mobilenetv2_cost"] = mobilenetv2_cost(work, args.mobilenetv2_samples)
     table = markdown(results)
     print(table)
     if args.out:

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 STEPS = ("activation ranges", "weight rounding", "bias correction")
 #: samples the statistics are computed on, and samples held back to check every change, at most
-MAX_FIT, MAX_CHECK = 192, 32
+MAX_FIT, MAX_CHECK = 192, 64
+#: the least relative drop of the held-back mean |error| a step must bring to be kept (smaller gains are noise)
+MARGIN = 0.02
 #: convolutions give hundreds of input windows per sample: fewer samples estimate their moments as well
 MAX_FIT_CONV = 64
 #: fewer calibration samples than this: refinement is skipped (nothing to hold back)
@@ -38,7 +40,8 @@ class StepResult:
         name: ``activation ranges``, ``weight rounding`` (GPTQ) or ``bias correction``.
         layers: layers (tensors, for ranges) the step changed, each one lowering its own held-back output error.
         error_before, error_after: mean |output error| vs the float model on the held-back samples.
-        kept: whether the step lowered that error (otherwise it was undone).
+        kept: whether the step lowered that error by at least ``MARGIN`` without raising the squared error
+            (otherwise it was undone).
     """
 
     name: str
@@ -104,6 +107,11 @@ class _Pair:
     layer: Layer
     reference: Layer
     v: np.ndarray  # float parameters [B, O, K+1]
+
+
+def _better(after: tuple[float, float], before: tuple[float, float]) -> bool:
+    """A step is kept when it lowers the mean |error| by ``MARGIN`` without raising the squared error (the SQNR)."""
+    return after[0] < before[0] * (1 - MARGIN) and after[1] <= before[1]
 
 
 def _mean_error(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
@@ -191,8 +199,11 @@ class _Refiner:
             moments.add(self.float_reader.tensor(pair.reference.input), quant_reader.tensor(pair.layer.input))
         return moments.normalised()
 
-    def error(self) -> float:
-        return _mean_error(predict_all(self.bytes, self.check), self.reference_outputs)
+    def error(self) -> tuple[float, float]:
+        """Mean absolute and mean squared output error vs the float model on the held-back samples."""
+        outputs = predict_all(self.bytes, self.check)
+        squared = float(np.mean(np.concatenate([(o - r) ** 2 for o, r in zip(outputs, self.reference_outputs)])))
+        return _mean_error(outputs, self.reference_outputs), squared
 
     # -------------------------------------------------------------------------------- steps
     def _propose(self, name: str, pair: _Pair, fit: tuple, current: np.ndarray) -> list[tuple[Any, Any, Any]]:
@@ -259,13 +270,14 @@ class _Refiner:
         if saved:
             self._serialise()
         after = self.error() if saved else before
-        kept = after < before
+        kept = _better(after, before)
         if not kept and saved:
             for tensor, pairs, backup in reversed(saved):
                 self._range_restore(tensor, pairs, backup)
             self._serialise()
-        log.info("refine %s: %d tensors changed, held-back error %.5g -> %.5g", name, len(saved), before, after)
-        return StepResult(name, len(saved), before, after, kept)
+        log.info("refine %s: %d tensors changed, held-back error %.5g -> %.5g", name, len(saved), before[0],
+                 after[0])
+        return StepResult(name, len(saved), before[0], after[0], kept)
 
     def run_step(self, name: str) -> StepResult:
         if name == "activation ranges":
@@ -291,14 +303,14 @@ class _Refiner:
                     changed += 1
                 advance(1)
         after = self.error() if changed else before
-        kept = after < before
+        kept = _better(after, before)
         if not kept and changed:
             for i, backup in saved.items():
                 self._restore(self.pairs[i].layer, backup)
             self._serialise()
-        log.info("refine %s: %d layers changed, held-back error %.5g -> %.5g (%s)", name, changed, before, after,
+        log.info("refine %s: %d layers changed, held-back error %.5g -> %.5g (%s)", name, changed, before[0], after[0],
                  "kept" if kept else "undone")
-        return StepResult(name, changed, before, after, kept)
+        return StepResult(name, changed, before[0], after[0], kept)
 
 
 def refine(quantized: bytes, reference: bytes, samples: Sequence[Sequence[np.ndarray]], seed: int = 0,

@@ -62,8 +62,8 @@ def test_each_step_is_kept_only_where_it_lowered_the_held_back_error(spike_pair)
     _, refined, _, _ = spike_pair
     steps = refined.refine.steps
     assert [s.name for s in steps] == list(_refine.STEPS)
-    for s in steps:
-        assert s.kept == (s.error_after < s.error_before)
+    for s in steps:  # kept: at least MARGIN lower; undone: the model is as it was before the step
+        assert not s.kept or s.error_after < s.error_before * (1 - _refine.MARGIN)
     assert refined.refine.error_refined <= refined.refine.error_plain
     assert refined.metadata.quant.calibration["refine"] == [s.name for s in steps if s.kept]
 
