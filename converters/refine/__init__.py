@@ -14,7 +14,7 @@ Layer by layer, against the float model on the calibration data:
 
 Every change is judged on calibration samples held back from the statistics: a layer's change is kept only
 if it lowers that layer's output error, and a step only if it lowers the model's mean |output error| vs the
-float model by at least 2 % without raising its mean squared error; otherwise it is undone. So a refined
+float model by at least 10 % without raising its mean squared error; otherwise it is undone. So a refined
 model is never further from the float model on those samples than the plain conversion.
 """
 
