@@ -140,6 +140,7 @@ def test_refine_refuses_what_it_cannot_do(args, expected, tmp_path):
     assert not (tmp_path / "m.tflite").exists()
 
 
+@pytest.mark.slow
 def test_cli_shows_plain_vs_refined(spike, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     out = tmp_path / "r.tflite"
