@@ -106,6 +106,7 @@ def run_case(name: str, model_path: Path, calib_npy: Path, x_eval: np.ndarray, w
                "refine_seconds": result.seconds.get("refine"), "bytes": out.stat().st_size}
         if result.refine is not None:
             row["steps"] = [s.to_dict() for s in result.refine.steps]
+            row["layers_refined"] = [result.refine.layers, result.refine.candidates]
         rows[label] = row
         print(f"{name:10s} {label:15s} mean|err| {row['mean_abs_error']:.5f}  agreement {row['agreement'] * 100:5.1f} %"
               f"  SQNR {row['sqnr_db']:5.1f} dB  {row['seconds']:.1f} s", file=sys.stderr)
@@ -150,6 +151,7 @@ def mobilenetv2_cost(work: Path, samples: int) -> dict[str, Any]:
         row[label] = {"seconds_total": time.perf_counter() - started, "seconds": dict(result.seconds)}
         if result.refine is not None:
             row[label]["steps"] = [s.to_dict() for s in result.refine.steps]
+            row[label]["layers_refined"] = [result.refine.layers, result.refine.candidates]
     plain = row["int8"]["seconds"]
     row["refine_over_conversion"] = row["int8 --refine"]["seconds"]["refine"] / (plain["load"] + plain["convert"])
     print(f"MobileNetV2-224: refine {row['int8 --refine']['seconds']['refine']:.0f} s vs load+convert "

@@ -87,7 +87,7 @@ def _constant(model: Any, graph: Any, index: int) -> bool:
     return data is not None and len(data) > 0
 
 
-def _single_use_buffers(model: Any, graph: Any) -> set[int]:
+def _single_use_buffers(model: Any, graph: Any = None) -> set[int]:
     """Buffers read by exactly one tensor: only those can be rewritten without changing another tensor."""
     counts: dict[int, int] = {}
     for sg in model.subgraphs:
@@ -128,8 +128,8 @@ def find_layers(model: Any, quantized: bool) -> list[Layer]:
         scales = np.asarray(q.scale, np.float64)
         if len(scales) not in (1, layer.channels) or np.any(np.asarray(q.zeroPoint if q.zeroPoint is not None else 0) != 0):
             continue  # blockwise or asymmetric weights: left as they are
-        if t.buffer not in single or (b >= 0 and graph.tensors[b].buffer not in single):
-            continue
+        if t.buffer not in single:
+            continue  # a weight read by several ops (rare): leave it
         layer.bits = 8 if t.type == _INT8 else 4
         layer.scales = np.broadcast_to(scales, (layer.channels,)).copy()
         if stored == w:  # full integer: int8 input, int32 bias
@@ -184,9 +184,16 @@ def write_weight(model: Any, layer: Layer, values: np.ndarray) -> None:
 
 
 def write_bias(model: Any, layer: Layer, values: np.ndarray) -> None:
+    """Write the bias; a buffer the converter shares between equal biases (e.g. all zeros) is copied first."""
+    from ai_edge_litert import schema_py_generated as schema
+
     graph = model.subgraphs[0]
+    tensor = graph.tensors[layer.bias]
+    if tensor.buffer not in _single_use_buffers(model, graph):
+        model.buffers.append(schema.BufferT())
+        tensor.buffer = len(model.buffers) - 1
     dtype = np.int32 if layer.integer_bias else np.float32
-    model.buffers[graph.tensors[layer.bias].buffer].data = np.asarray(values, dtype).view(np.uint8).reshape(-1)
+    model.buffers[tensor.buffer].data = np.asarray(values, dtype).view(np.uint8).reshape(-1)
 
 
 def to_matrix(layer: Layer, weights: np.ndarray) -> np.ndarray:
