@@ -152,3 +152,36 @@ def test_cli_shows_plain_vs_refined(spike, tmp_path, capsys, monkeypatch):
     result = json.loads(capsys.readouterr().out)
     assert result["refine"]["plain"]["mean_abs_error"] >= result["verification"]["mean_abs_error"]
     assert result["seconds"]["refine"] > 0
+
+
+def test_layers_whose_biases_share_a_buffer_are_refined_separately(tmp_path):
+    """Convolutions without a bias get zero biases the converter stores once; refining one must not change another."""
+    import keras
+
+    from edgeq.converters.refine import _layers
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, activation="relu")(inp)
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, activation="relu")(x)
+    model = keras.Model(inp, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+    model.save(tmp_path / "m.keras")
+    data = np.random.default_rng(0).random((40, 8, 8, 3), dtype=np.float32)
+    np.save(tmp_path / "d.npy", data)
+    quantized = edgeq.convert(tmp_path / "m.keras", tmp_path / "d.npy", tmp_path / "q.tflite").out.read_bytes()
+    reference = edgeq.convert(tmp_path / "m.keras", None, tmp_path / "f.tflite", mode="float32").out.read_bytes()
+    plain = flatbuffer_utils.convert_bytearray_to_object(bytearray(quantized))
+    convs = [layer for layer in _layers.find_layers(plain, quantized=True) if layer.kind == "CONV_2D"]
+    graph = plain.subgraphs[0]
+    assert len({graph.tensors[c.bias].buffer for c in convs}) == 1  # the case under test: one shared zero bias
+    out, report = refine(quantized, reference, [[data[i : i + 1]] for i in range(len(data))],
+                         steps=("bias correction",))
+    # both convs; the converter drops the Dense's zero bias, and a layer without a bias is not refined
+    assert (report.layers, report.candidates) == (2, 3)
+    refined = flatbuffer_utils.convert_bytearray_to_object(bytearray(out))
+    biases = [_layers.read_bias(refined, c) for c in convs]
+    if report.steps[0].kept:  # each conv got its own correction, written to its own buffer
+        assert len({refined.subgraphs[0].tensors[c.bias].buffer for c in convs}) == 2
+        assert not np.array_equal(biases[0], biases[1])
+    Model(out).predict(data[:1])  # passes the model check and runs
