@@ -14,8 +14,10 @@ Layer by layer, against the float model on the calibration data:
 
 Every change is judged on calibration samples held back from the statistics: a layer's change is kept only
 if it lowers that layer's output error, and a step only if it lowers the model's mean |output error| vs the
-float model by at least 10 % without raising its mean squared error; otherwise it is undone. So a refined
-model is never further from the float model on those samples than the plain conversion.
+float model by at least 10 %, consistently over the samples (a paired t statistic of 3 or more), without
+raising its mean squared error; otherwise it is undone. So a refined model is never further from the float
+model on those samples than the plain conversion, and small gains that would not carry over to new data are
+not taken.
 """
 
 from edgeq.converters.refine._convert import MODES, check_options, refine_conversion, with_plain

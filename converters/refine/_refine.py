@@ -26,6 +26,8 @@ MAX_FIT, MAX_CHECK = 192, 64
 #: the least relative drop of the held-back mean |error| a step must bring to be kept: smaller gains on ~50
 #: held-back samples did not carry over to new data in benchmarks/accuracy.py
 MARGIN = 0.1
+#: ... and it must be consistent: mean per-sample gain at least this many standard errors
+MIN_T = 3.0
 #: convolutions give hundreds of input windows per sample: fewer samples estimate their moments as well
 MAX_FIT_CONV = 64
 #: fewer calibration samples than this: refinement is skipped (nothing to hold back)
@@ -110,9 +112,13 @@ class _Pair:
     v: np.ndarray  # float parameters [B, O, K+1]
 
 
-def _better(after: tuple[float, float], before: tuple[float, float]) -> bool:
-    """A step is kept when it lowers the mean |error| by ``MARGIN`` without raising the squared error (the SQNR)."""
-    return after[0] < before[0] * (1 - MARGIN) and after[1] <= before[1]
+def _better(after: tuple[float, float, np.ndarray], before: tuple[float, float, np.ndarray]) -> bool:
+    """A step is kept when it lowers the mean |error| by ``MARGIN``, consistently over the samples (a paired
+    t statistic of at least ``MIN_T``), without raising the squared error (the SQNR)."""
+    gain = before[2] - after[2]
+    spread = float(np.std(gain, ddof=1)) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
+    consistent = float(np.mean(gain)) >= MIN_T * spread
+    return after[0] < before[0] * (1 - MARGIN) and after[1] <= before[1] and consistent
 
 
 def _mean_error(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
@@ -200,11 +206,12 @@ class _Refiner:
             moments.add(self.float_reader.tensor(pair.reference.input), quant_reader.tensor(pair.layer.input))
         return moments.normalised()
 
-    def error(self) -> tuple[float, float]:
-        """Mean absolute and mean squared output error vs the float model on the held-back samples."""
+    def error(self) -> tuple[float, float, np.ndarray]:
+        """Mean absolute and mean squared output error vs the float model on the held-back samples, and per sample."""
         outputs = predict_all(self.bytes, self.check)
         squared = float(np.mean(np.concatenate([(o - r) ** 2 for o, r in zip(outputs, self.reference_outputs)])))
-        return _mean_error(outputs, self.reference_outputs), squared
+        per_sample = np.array([np.mean(np.abs(o - r)) for o, r in zip(outputs, self.reference_outputs)])
+        return _mean_error(outputs, self.reference_outputs), squared, per_sample
 
     # -------------------------------------------------------------------------------- steps
     def _propose(self, name: str, pair: _Pair, fit: tuple, current: np.ndarray) -> list[tuple[Any, Any, Any]]:
