@@ -118,7 +118,7 @@ def _better(after: tuple[float, float, np.ndarray], before: tuple[float, float, 
     gain = before[2] - after[2]
     spread = float(np.std(gain, ddof=1)) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
     consistent = float(np.mean(gain)) >= MIN_T * spread
-    return after[0] < before[0] * (1 - MARGIN) and after[1] <= before[1] and consistent
+    return bool(after[0] < before[0] * (1 - MARGIN) and after[1] <= before[1] and consistent)
 
 
 def _mean_error(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
