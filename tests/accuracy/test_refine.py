@@ -65,6 +65,7 @@ def test_each_step_is_kept_only_where_it_lowered_the_held_back_error(spike_pair)
     for s in steps:  # kept: at least MARGIN lower; undone: the model is as it was before the step
         assert not s.kept or s.error_after < s.error_before * (1 - _refine.MARGIN)
     assert refined.refine.error_refined <= refined.refine.error_plain
+    json.dumps(refined.refine.to_dict())  # plain JSON types, for --json and the benchmarks
     assert refined.metadata.quant.calibration["refine"] == [s.name for s in steps if s.kept]
 
 
