@@ -52,6 +52,7 @@ class ConversionResult:
         seconds: time spent loading, converting and verifying.
         fallback: what ``keep_float``/``calibration``/``max_drop`` did (a
             :class:`~edgeq.converters.fallback.FallbackReport`), or ``None``.
+        refine: what ``--refine`` did (a :class:`~edgeq.converters.refine.RefineReport`), or ``None``.
     """
 
     out: Path
@@ -61,6 +62,7 @@ class ConversionResult:
     seconds: dict[str, float] = field(default_factory=dict)
     fallback: Any = None
     checks: list[str] = field(default_factory=list)
+    refine: Any = None
 
     @property
     def mode(self) -> str:
@@ -72,6 +74,7 @@ class ConversionResult:
             "warnings": list(self.warnings), "checks": list(self.checks), "seconds": dict(self.seconds),
             "metadata": self.metadata.to_dict(),
             "fallback": self.fallback.to_dict() if self.fallback is not None else None,
+            "refine": self.refine.to_dict() if self.refine is not None else None,
         }
 
 
@@ -175,6 +178,7 @@ def convert(
     strict: bool = False,
     holdout: int | None = None,
     verify_data: Any = None,
+    refine: bool = False,
 ) -> ConversionResult:
     """Convert a Keras model to TFLite, verify it against the float model, and write it atomically.
 
@@ -210,6 +214,9 @@ def convert(
         holdout: keep exactly this many samples of ``data`` apart from calibration, for verification.
         verify_data: verify on this data instead (labelled: class folders, labels CSV, ``.npz`` with ``x``/``y``,
             which adds float and converted top-1 accuracy; or unlabelled, any ``data`` source).
+        refine: int8/uint8/int8-weights/int4-weights: re-round the weights (GPTQ) and correct the biases
+            against the float model on the calibration data, keeping each step only where it lowers the
+            error on held-back calibration samples (see :mod:`edgeq.converters.refine`).
 
     Returns:
         A :class:`ConversionResult`.
@@ -231,6 +238,10 @@ def convert(
         raise UsageError(f"mode {spec.key.value} takes {accepted}. Received: --block-size {block_size}")
     if spec.requires is not None:
         _lazy.import_optional(*spec.requires)
+    if refine:
+        from edgeq.converters import refine as refiner
+
+        refiner.check_options(spec.key.value, data)
     selective = None
     if keep_float or str(calibration).strip().lower() != "minmax" or max_drop is not None or max_drop_agreement is not None:
         from edgeq.converters import fallback as selective  # the calibrate-then-quantize route, loaded when asked for
@@ -268,11 +279,18 @@ def convert(
         else:
             tflite = _run_converter(tf, source, spec, io_type, sample_set)
         weights = None
+        reference = tflite if spec.postprocess is not None else None  # the float32 model, for --refine
         if spec.postprocess is not None:  # e.g. weight-only modes rewrite the float32 model's weights
             processed = spec.postprocess(tflite, {"block_size": block_size})
             tflite, weights = processed.model, processed.recipe
             notes += processed.notes
         seconds["convert"] = time.perf_counter() - t0
+        refinement = plain = None
+        if refine:
+            t0 = time.perf_counter()
+            plain = tflite
+            tflite, refinement = refiner.refine_conversion(tf, source, spec, tflite, reference, sample_set, seed)
+            seconds["refine"] = time.perf_counter() - t0
     if spec.needs_data:
         # ops kept in float on purpose are allowed; any other float op means a missing integer kernel
         left = float_ops(parse(tflite)) if report is None else report.unexpected_float_ops(tflite)
@@ -295,6 +313,13 @@ def convert(
     if verification.failed:
         notes.append(f"the converted model fails on {verification.failed} of {verification.samples + verification.failed} "
                      "verification samples (left out of the figures)")
+    if refinement is not None and sample_set is not None:  # the plain model on the same samples, side by side
+        plain_model = Model(plain, threads=None)
+        if held_back is not None:
+            plain_check = verify(source, plain_model, held_back.samples, separate, held_back.labels, held_back.source)
+        else:
+            plain_check = verify(source, plain_model, sample_set.verification, sample_set.held_out, data=sample_set.source)
+        refinement = refiner.with_plain(refinement, plain_check)
     seconds["verify"] = time.perf_counter() - t0
     calibration = None
     if sample_set is not None and spec.needs_data:
@@ -303,6 +328,12 @@ def convert(
                        "source": sample_set.kind, "inputs": sample_set.input_ranges(source.inputs)}
         if report is not None and report.range_changes:
             calibration["ranges_changed"] = len(report.range_changes)
+    if refinement is not None:  # what --refine kept, in the recipe of the model itself
+        kept = [s.name for s in refinement.steps if s.kept]
+        if calibration is not None:
+            calibration["refine"] = kept
+        elif weights is not None:
+            weights = {**weights, "refine": kept}
     metadata = ModelMetadata(
         quant=QuantInfo(spec.key.value, _tensor_type(converted, "inputs"), _tensor_type(converted, "outputs"),
                         calibration=calibration, target=target,
@@ -317,7 +348,7 @@ def convert(
     atomic_write(out, final, force=force)
     # the embedded figures describe the model body; the result reports the file as written
     result = ConversionResult(out, metadata, dataclasses.replace(verification, size_after=len(final)),
-                              checks + notes, seconds, report, checks)
+                              checks + notes, seconds, report, checks, refinement)
     if report is not None and not report.met:
         failure = CheckFailed(f"accuracy budget not met: {report.message}; {out} was written with that best result")
         failure.result = result  # type: ignore[attr-defined]

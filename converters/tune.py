@@ -6,7 +6,9 @@ Candidates (each a ``.tflite`` file named after it, with the ``edgeq`` metadata 
 * ``float32``, ``float16``, ``dynamic``, ``int8``, ``uint8``;
 * ``int8-keep1``, ``int8-keep2``…: int8 keeping the debugger's worst 1, 2… layers in float
   (:func:`~edgeq.converters.debug.debug`);
-* ``int8-weights``, ``int4-weights`` when ai-edge-quantizer (the ``[int4]`` extra) is installed.
+* ``int8-weights``, ``int4-weights`` when ai-edge-quantizer (the ``[int4]`` extra) is installed;
+* on request (``modes``): ``int8-refine`` and ``int4-refine``, the same conversions with ``refine=True``
+  (:mod:`edgeq.converters.refine`; not built by default: refining costs 2-12x a conversion).
 
 The folder gets a ``tune-candidates.json`` manifest keyed by the model's hash, the data's hash and the
 options, so building again with the same inputs reuses the files.
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "tune-candidates.json"
 BASE_CANDIDATES = ("float32", "float16", "dynamic", "int8", "uint8")
 WEIGHT_ONLY_CANDIDATES = ("int8-weights", "int4-weights")
+#: refined candidates (built only when named in ``modes``) -> the mode they refine
+REFINED_CANDIDATES = {"int8-refine": "int8", "int4-refine": "int4-weights"}
 #: the most layers a keep-float candidate keeps in float
 MAX_KEEP = 3
 
@@ -72,7 +76,8 @@ def candidate_names(keep_layers: int = 2, modes: Sequence[str] | None = None) ->
     available = [*BASE_CANDIDATES, *keep, *weight_only]
     if not modes:
         return available
-    known = [*BASE_CANDIDATES, *(f"int8-keep{n}" for n in range(1, MAX_KEEP + 1)), *WEIGHT_ONLY_CANDIDATES]
+    known = [*BASE_CANDIDATES, *(f"int8-keep{n}" for n in range(1, MAX_KEEP + 1)), *WEIGHT_ONLY_CANDIDATES,
+             *REFINED_CANDIDATES]
     bad = [m for m in modes if m not in known]
     if bad:
         raise UsageError(f"unknown candidate(s) {', '.join(bad)}; choose from {', '.join(known)}")
@@ -154,7 +159,8 @@ def build_candidates(
         with step("Building candidates", len(names)) as advance:
             for name in [n for n in names if not n.startswith("int8-keep")]:
                 try:
-                    convert(model, data, Path(work) / f"{name}.tflite", mode=name, **options)
+                    convert(model, data, Path(work) / f"{name}.tflite", mode=REFINED_CANDIDATES.get(name, name),
+                            refine=name in REFINED_CANDIDATES, **options)
                     result.files[name] = root / f"{name}.tflite"
                 except ConversionError as exc:
                     if name == "float32":

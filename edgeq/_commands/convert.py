@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   edgeq convert model.keras --data calib/ --max-drop 0.5 --eval-data eval/ --out m.tflite  # accuracy budget
   edgeq convert model.keras --data calib/ --calibration percentile:99.99 --out m.tflite
   edgeq convert model.keras --data calib/ --mode int4-weights --block-size 32 --out m_int4.tflite  # pip install "edgeq[int4]"
+  edgeq convert model.keras --data calib/ --refine --out m.tflite        # GPTQ weight rounding + bias correction
 """
 
 MODE_KEYS = ("int8", "uint8", "int16x8", "dynamic", "float16", "float32", "int8-weights", "int4-weights")
@@ -69,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="verify on this data instead: class sub-folders (adds float and int8 accuracy) or any --data source")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 1, nothing written) when a sanity check warns (degenerate float predictions, resized images)")
+    p.add_argument("--refine", action="store_true",
+                   help="int8, uint8, int8-weights, int4-weights: re-round the weights (GPTQ) and correct the biases "
+                   "against the float model on --data; each step is kept only if it lowers the error on held-back "
+                   "calibration samples; shows plain vs refined")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     add_json_options(p)
     p.set_defaults(func=run)
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                 resize=args.resize, normalize=args.normalize, bgr=args.bgr, labels=args.labels, force=args.force,
                 min_agreement=args.min_agreement, target=args.target, keep_float=args.keep_float,
                 calibration=args.calibration, max_drop=args.max_drop, eval_data=args.eval_data,
-                max_drop_agreement=args.max_drop_agreement, block_size=args.block_size,
+                max_drop_agreement=args.max_drop_agreement, block_size=args.block_size, refine=args.refine,
                 force_normalize=args.force_normalize, strict=args.strict, holdout=args.holdout,
                 verify_data=args.verify_data,
             )
@@ -120,6 +125,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             from edgeq._render.accuracy import fallback_tables
 
             ui.print(*fallback_tables(result.fallback))
+        if result.refine is not None:
+            from edgeq._render.refine import refine_table
+
+            ui.print(refine_table(result.refine, result.verification))
     for note in result.warnings:
         if note != spec.warning:
             ui.warn(note)

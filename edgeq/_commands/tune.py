@@ -52,8 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              help="latency (default), size or accuracy: what the pick optimises")
     build = p.add_argument_group("building candidates (as for 'edgeq convert')")
     build.add_argument("--modes", metavar="NAME[,NAME…]",
-                       help="candidates to build (default all): float32, float16, dynamic, int8, uint8, int8-keepN, "
-                       "int8-weights, int4-weights")
+                       help="candidates to build (default all but the refined ones): float32, float16, dynamic, int8, "
+                       "uint8, int8-keepN, int8-weights, int4-weights, and on request int8-refine, int4-refine "
+                       "(convert --refine: slower to build)")
     build.add_argument("--keep-layers", type=int, default=2, metavar="N",
                        help="int8 candidates keeping the debugger's worst 1..N layers in float (default 2; 0 = none)")
     build.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")

@@ -3,9 +3,9 @@
 The tour (README "A 5-minute tour" up to "Camera apps") is read from README.md: every line starting with
 ``edgeq`` runs as printed, in a shell, in a folder holding the files it names; each must exit 0 and print every
 "quoted" phrase of the ``→`` comment under it. It runs twice: on a small classifier this test trains (three
-colour classes, inputs scaled to 0-1 as ``--normalize``'s default expects) and on the bundled sample's files
-under the tour's names. The model has no ``Rescaling`` layer: this branch's converter does not detect one yet
-(issue #14 adds that), so the sample stands in for a second real model.
+colour classes on raw 0-255 pixels, scaled by its own ``Rescaling(1/255)`` layer, as many real models are: the
+tour's ``convert`` has no ``--normalize`` and must read the scaling from the model) and on the bundled sample's
+files under the tour's names.
 
 The demo block of the README must be what ``edgeq demo`` prints (the latency, the backend and the sample's
 folder differ per machine and are compared as patterns), and the three commands it suggests must work.
@@ -72,13 +72,14 @@ def trained_model(root: Path) -> str:
         for i in range(20):
             pixels = _image(colour, rng)
             Image.fromarray(pixels).save(folder / f"{i:02d}.png")
-            xs.append(pixels / 255.0)
+            xs.append(pixels.astype(np.float32))  # raw pixels: the model scales them itself
             ys.append(index)
     (root / "labels.txt").write_text("\n".join(COLOURS) + "\n")
     Image.fromarray(_image(COLOURS["red"], rng, 40)).save(root / "photo.jpg")
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3), name="image")
-    x = keras.layers.Conv2D(8, 3, activation="relu")(inp)
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
     model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"])
