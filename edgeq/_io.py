@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +77,8 @@ def atomic_write(out: str | os.PathLike, data: bytes, force: bool = False) -> Pa
     Raises:
         UsageError: ``out`` exists and ``force`` is false, or the folder is not writable / full.
     """
+    import tempfile  # here, not at the top: it pulls shutil, bz2, lzma and random into every `import edgeq.runtime`
+
     out = Path(out)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:

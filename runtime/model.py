@@ -67,9 +67,9 @@ def _spec(name: str, d: Mapping[str, Any]) -> TensorSpec:
 
 def _default_threads() -> int:
     try:
-        from edgeq.devices import current
+        from edgeq.devices._detect import recommended_threads  # not current(): no backend, camera or OS probe
 
-        return max(1, int(current().recommended_threads))
+        return max(1, int(recommended_threads()))
     except Exception:  # noqa: BLE001 - detection is best effort; never block inference on it
         return max(1, os.cpu_count() or 1)
 
