@@ -343,7 +343,7 @@ class TFLiteFile:
     version: int
     subgraphs: tuple[SubgraphInfo, ...]
     signatures: tuple[SignatureInfo, ...]
-    buffer_sizes: tuple[int, ...]
+    buffer_sizes: Sequence[int]  # a tuple, or read lazily when the model was checked before
     metadata: dict[str, bytes] = field(default_factory=dict)
 
     def op_counts(self) -> dict[str, int]:
@@ -480,7 +480,10 @@ def _parse(buf: memoryview, checked: bool) -> TFLiteFile:
     root = _Table(_Reader(buf), struct.unpack_from("<I", buf, 0)[0], "model")
     opcodes = root.tables(1, "operator_codes", lambda x: x)
     opcodes = [_opcode(i, t) for i, t in enumerate(opcodes)]
-    buffer_sizes = tuple(root.tables(4, "buffers", lambda t: _buffer(t, len(buf))))
+    if checked:
+        buffer_sizes: Sequence[int] = root.lazy_tables(4, "buffers", lambda i, t: _buffer(t, len(buf)))
+    else:
+        buffer_sizes = tuple(root.tables(4, "buffers", lambda t: _buffer(t, len(buf))))
     meta_entries = root.tables(6, "metadata", lambda t: (t.string(0, "metadata name"), int(t.scalar(1, "I"))))
 
     def tensor(i: int, t: _Table) -> TensorInfo:

@@ -60,6 +60,7 @@ def test_a_proven_model_reads_the_same(request, name):
     for a, b in zip(again.subgraphs, full.subgraphs):
         assert tuple(a.tensors) == b.tensors and tuple(a.operators) == b.operators
         assert [o.options for o in a.operators] == [o.options for o in b.operators]  # not part of ==
+    assert tuple(again.buffer_sizes) == full.buffer_sizes
     assert again.op_counts() == full.op_counts() and again.subgraphs[0].tensors[-1] == full.subgraphs[0].tensors[-1]
 
 
