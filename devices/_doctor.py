@@ -15,7 +15,6 @@ import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
@@ -431,6 +430,8 @@ def _dist(backend: str) -> str:
 
 
 def _installed(dist: str) -> str | None:
+    from importlib import metadata  # here: it imports email, zipfile and csv, tens of ms of every CLI start
+
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

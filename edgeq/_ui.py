@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Any, Callable, Iterator
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from edgeq._progress import reporting
+
+if TYPE_CHECKING:  # rich loads on first output (~30 ms of a start): a --json run that prints no table never needs it
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 class _RichReporter:
@@ -35,8 +36,18 @@ class UI:
 
     def __init__(self, json_mode: bool = False) -> None:
         self.json_mode = json_mode
-        self.out = Console(soft_wrap=False)
-        self.err = Console(stderr=True)
+
+    @cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        return Console(soft_wrap=False)
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True)
 
     def print(self, *renderables: Any) -> None:
         if not self.json_mode:
@@ -47,9 +58,16 @@ class UI:
         sys.stdout.flush()
 
     def status(self, message: str) -> None:
+        if self.json_mode:  # for machines: plain text, without loading rich
+            sys.stderr.write(message + "\n")
+            return
+        from rich.markup import escape
+
         self.err.print(escape(message), style="dim", highlight=False)
 
     def warn(self, message: str) -> None:
+        from rich.markup import escape
+
         self.err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
     def error(self, message: str) -> None:
@@ -61,6 +79,8 @@ class UI:
     @contextlib.contextmanager
     def progress(self) -> Iterator[None]:
         """Show a progress bar on stderr for the library steps run inside the block."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=self.err, transient=False, disable=not self.err.is_terminal,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-from rich.console import Group
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from edgeq._commands._hosts import add_host_options, devices_on_hosts, wants_hosts
 from edgeq.devices import BoardProfile, Device, LiveState, current, detect, known_profiles, profile_for
 from edgeq.errors import UsageError
+
+if TYPE_CHECKING:  # rich loads when a table is drawn, not on every start
+    from rich.console import Group
+    from rich.table import Table
 
 RATING_STYLES = {"good": "green", "ok": "yellow", "poor": "red"}
 
@@ -66,6 +66,9 @@ def run(args: argparse.Namespace, ui: Any) -> int:
 
 def device_table(device: Device, live: LiveState) -> Table:
     """The detected device and its live state as a two-column table."""
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title="Device", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -101,6 +104,10 @@ def device_table(device: Device, live: LiveState) -> Table:
 
 def profile_view(profile: BoardProfile, arch: str | None) -> Group:
     """A board profile: preferred mode, each mode's fit, the runtime wheel and the caveats."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+
     modes = Table(title=f"Profile {profile.key}: {escape(profile.name)}", title_justify="left")
     modes.add_column("mode")
     modes.add_column("fit")
@@ -118,6 +125,9 @@ def profile_view(profile: BoardProfile, arch: str | None) -> Group:
 
 def boards_table(profiles: list[BoardProfile]) -> Table:
     """The known board profiles, one row each."""
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title="Known boards", title_justify="left")
     table.add_column("key", no_wrap=True)
     for column in ("name", "aliases", "cpu", "threads", "prefer"):

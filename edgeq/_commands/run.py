@@ -94,7 +94,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 def _show(ui: UI, model: Any, k: int, classifier: bool, name: str, ms: float, batch: int, raw: dict[str, np.ndarray],
           save_dir: Path | None, n: int) -> None:
     """Save, then print one sample's result: a JSON line or a table (top-k for classifiers)."""
-    from edgeq._render import outputs_table, predictions_table
     from edgeq.runtime import top
 
     outputs = model.dequantize(raw)
@@ -108,6 +107,8 @@ def _show(ui: UI, model: Any, k: int, classifier: bool, name: str, ms: float, ba
             record["top"] = [{"label": label, "score": score} for label, score in ranked]
         sys.stdout.write(json.dumps(record) + "\n")
     else:
+        from edgeq._render import outputs_table, predictions_table  # rich: only when a table is drawn
+
         title = f"{name}  ({ms:.2f} ms{f' for a batch of {batch}' if batch > 1 else ''})"
         ui.print(predictions_table(title, ranked) if ranked is not None else outputs_table(title, outputs))
 
