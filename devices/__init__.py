@@ -12,8 +12,7 @@ Names are resolved on first use, so the runtime's thread default (``recommended_
 doctor, display and OpenCV probes.
 """
 
-import importlib as _importlib
-from typing import Any as _Any
+from edgeq._lazy import exports as _exports
 
 #: public name -> module defining it
 _EXPORTS: dict[str, str] = {
@@ -100,14 +99,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'edgeq.devices' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _exports(__name__, _EXPORTS, __all__)

@@ -7,9 +7,7 @@ first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from edgeq._lazy import exports as _exports
 from edgeq.runtime.model import Model, TensorSpec, top
 
 #: names resolved on first use (profiling, reports and inspection are not on the path of a run)
@@ -55,14 +53,4 @@ def load(path, **kwargs) -> Model:  # type: ignore[no-untyped-def]
     return Model(path, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'edgeq.runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _exports(__name__, _LAZY, __all__)
