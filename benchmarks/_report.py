@@ -135,6 +135,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"id": "footprint", "what": "site-packages of edgeq[convert] / edgeq", "target": "ratio (informational)",
                      "measured": f"{fp['convert_over_base']:.1f}x ({fp['edgeq[convert]']['site_packages_mib']:.0f} vs "
                                  f"{fp['edgeq']['site_packages_mib']:.0f} MiB)", "met": None})
+    if results.get("speed"):
+        import _speed
+
+        rows += _speed.targets(results["speed"])
     return rows
 
 
@@ -302,6 +306,10 @@ def markdown(results: dict[str, Any]) -> str:
             out.append(f"| `pip install {key}`{' (cached venv)' if v['cached'] else ''} | {v['venv_mib']:.0f} | "
                        f"{v['site_packages_mib']:.0f} | {largest} |")
         out.append("")
+    if results.get("speed"):
+        import _speed
+
+        out += _speed.markdown(results["speed"])
     if results.get("notes"):
         out += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     return "\n".join(out)

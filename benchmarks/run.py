@@ -27,9 +27,10 @@ import _coldstart
 import _footprint
 import _report
 import _runtime
+import _speed
 from _common import HERE, MODES, default_cache_dir, dist_version, host_info, load_average, log
 
-SECTIONS = ("convert", "latency", "accuracy", "overhead", "image", "coldstart", "backends", "footprint")
+SECTIONS = ("convert", "latency", "accuracy", "overhead", "image", "coldstart", "speed", "backends", "footprint")
 QUICK_SKIPS = ("backends", "footprint")
 
 
@@ -148,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         rounds = 1 if args.quick else 5
         log(f"cold start, {rounds} round(s)")
         results["cold_start"] = _coldstart.cold_start(rounds, include_tensorflow=not args.quick)
+    if "speed" in sections:
+        int8 = {m: paths[m]["int8"] for m in ("sample", "mnv2_224") if m in models and "int8" in paths[m]}
+        rounds = 3 if args.quick else 9
+        log(f"speed rows of issue #18 ({', '.join(int8)} + the 64x64 CNN), {rounds} cold-start rounds")
+        results["speed"] = _speed.speed(int8, converted_dir / "sample" / "int8.tflite" if "sample" in int8
+                                        else HERE.parent / "samples" / "fashion_mnist" / "model_int8.tflite",
+                                        rounds, 4.0 * scale)
     if "backends" in sections:
         int8 = {m: paths[m]["int8"] for m in ("sample", "mnv2_224") if m in models and "int8" in paths[m]}
         if int8:

@@ -118,7 +118,12 @@ register(ModeSpec(
     _full_integer("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8", "int16"),
     warning="int16x8 has no XNNPACK kernels: on CPUs it runs ~50x slower than int8 (and slower than float32)",
 ))
-register(ModeSpec(Mode.DYNAMIC, False, "float32", "int8 weights, float activations computed on the fly", _dynamic))
+register(ModeSpec(
+    Mode.DYNAMIC, False, "float32", "int8 weights, float activations computed on the fly", _dynamic,
+    warning="dynamic range can be slower than float32 on CPUs: XNNPACK does not take its int8-weight (hybrid) ops, "
+    "so they run on TFLite's built-in hybrid kernels between XNNPACK partitions (MobileNetV2 224 in LiteRT 2.3: 16 "
+    "partitions instead of 1, 2.4x the float32 latency at 1 thread); prefer int8 for speed, float16 for size",
+))
 register(ModeSpec(Mode.FLOAT16, False, "float32", "float16 weights (half the size), float32 compute on CPU", _float16))
 register(ModeSpec(Mode.FLOAT32, False, "float32", "no quantization: the float baseline", _float32))
 

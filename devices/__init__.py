@@ -7,28 +7,50 @@ Typical use::
     device = current()                      # the board edgeq runs on
     profile = profile_for(device)           # what to expect from it
     warnings = check_mode_fit(get_profile("pi4"), "float16")
+
+Names are resolved on first use, so the runtime's thread default (``recommended_threads``) does not load the
+doctor, display and OpenCV probes.
 """
 
-from edgeq.devices._cpuinfo import CpuInfo, parse_cpuinfo
-from edgeq.devices._detect import BackendInfo, CameraInfo, Device, current, detect
-from edgeq.devices._display import DisplayProbe, probe_display
-from edgeq.devices._doctor import BackendProbe, Check, DoctorReport, Status, run_doctor
-from edgeq.devices._live import LiveState, ThrottleState, decode_throttled, read_live
-from edgeq.devices._mode_fit import check_mode_fit
-from edgeq.devices._opencv import gui_backend, installed_opencv, opencv_fix
-from edgeq.devices._profiles import (
-    BOARDS_DIR,
-    MODES,
-    BoardProfile,
-    ModeNote,
-    RuntimeWheel,
-    get_profile,
-    known_profiles,
-    load_profiles,
-    match_profile,
-    profile_for,
-)
-from edgeq.devices._revision import PiRevision, decode_revision
+from edgeq._lazy import exports as _exports
+
+#: public name -> module defining it
+_EXPORTS: dict[str, str] = {
+    "CpuInfo": "edgeq.devices._cpuinfo",
+    "parse_cpuinfo": "edgeq.devices._cpuinfo",
+    "BackendInfo": "edgeq.devices._detect",
+    "CameraInfo": "edgeq.devices._detect",
+    "Device": "edgeq.devices._detect",
+    "current": "edgeq.devices._detect",
+    "detect": "edgeq.devices._detect",
+    "DisplayProbe": "edgeq.devices._display",
+    "probe_display": "edgeq.devices._display",
+    "BackendProbe": "edgeq.devices._doctor",
+    "Check": "edgeq.devices._doctor",
+    "DoctorReport": "edgeq.devices._doctor",
+    "Status": "edgeq.devices._doctor",
+    "run_doctor": "edgeq.devices._doctor",
+    "LiveState": "edgeq.devices._live",
+    "ThrottleState": "edgeq.devices._live",
+    "decode_throttled": "edgeq.devices._live",
+    "read_live": "edgeq.devices._live",
+    "check_mode_fit": "edgeq.devices._mode_fit",
+    "gui_backend": "edgeq.devices._opencv",
+    "installed_opencv": "edgeq.devices._opencv",
+    "opencv_fix": "edgeq.devices._opencv",
+    "BOARDS_DIR": "edgeq.devices._profiles",
+    "MODES": "edgeq.devices._profiles",
+    "BoardProfile": "edgeq.devices._profiles",
+    "ModeNote": "edgeq.devices._profiles",
+    "RuntimeWheel": "edgeq.devices._profiles",
+    "get_profile": "edgeq.devices._profiles",
+    "known_profiles": "edgeq.devices._profiles",
+    "load_profiles": "edgeq.devices._profiles",
+    "match_profile": "edgeq.devices._profiles",
+    "profile_for": "edgeq.devices._profiles",
+    "PiRevision": "edgeq.devices._revision",
+    "decode_revision": "edgeq.devices._revision",
+}
 
 __all__ = [
     # _detect
@@ -75,3 +97,6 @@ __all__ = [
     "installed_opencv",
     "opencv_fix",
 ]
+
+
+__getattr__, __dir__ = _exports(__name__, _EXPORTS, __all__)

@@ -159,14 +159,7 @@ def detect(root: str | Path = "/", machine: str | None = None) -> Device:
         The detected :class:`Device`.
     """
     root = str(root)
-    is_live = Path(root) == Path("/")
-    cpu = parse_cpuinfo(read_text(root, "proc/cpuinfo"))
-    model = read_text(root, "proc/device-tree/model") or cpu.model
-    raspberry_pi = (model or "").startswith("Raspberry Pi") or (cpu.hardware or "").startswith("BCM2")
-    revision = decode_revision(cpu.revision) if raspberry_pi else None
-    arch = machine or (_python_machine() if is_live else cpu.arch)
-    board = model or _board_without_device_tree(root, revision)
-    profile = match_profile(board, arch)
+    cpu, board, revision, arch, profile = _board(root, machine)
     os_release = read_key_values(root, "etc/os-release", "=")
     physical = cpu.physical_cores
     return Device(
@@ -190,6 +183,24 @@ def detect(root: str | Path = "/", machine: str | None = None) -> Device:
         recommended_threads=profile.threads_for(physical),
         root=root,
     )
+
+
+def _board(root: str, machine: str | None) -> tuple[Any, str | None, PiRevision | None, str, Any]:
+    """The CPU, board name, Pi revision, architecture and matching profile of the tree below ``root``."""
+    cpu = parse_cpuinfo(read_text(root, "proc/cpuinfo"))
+    model = read_text(root, "proc/device-tree/model") or cpu.model
+    raspberry_pi = (model or "").startswith("Raspberry Pi") or (cpu.hardware or "").startswith("BCM2")
+    revision = decode_revision(cpu.revision) if raspberry_pi else None
+    arch = machine or (_python_machine() if Path(root) == Path("/") else cpu.arch)
+    board = model or _board_without_device_tree(root, revision)
+    return cpu, board, revision, arch, match_profile(board, arch)
+
+
+@lru_cache(maxsize=1)
+def recommended_threads() -> int:
+    """``current().recommended_threads`` without probing the backend, camera and OS: the runtime's thread default."""
+    cpu, _, _, _, profile = _board("/", None)
+    return profile.threads_for(cpu.physical_cores)
 
 
 @lru_cache(maxsize=1)

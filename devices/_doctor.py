@@ -11,20 +11,21 @@ import enum
 import functools
 import os
 import re
-import subprocess
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
 
 from edgeq.devices._detect import CameraInfo, Device, current
-from edgeq.devices._display import DisplayProbe, probe_display
 from edgeq.devices._opencv import OPENCV_MAJOR, gui_backend, installed_opencv, opencv_fix
 from edgeq.devices._live import LiveState, ThrottleState
 from edgeq.devices._xnnpack import xnnpack_applied
+
+if TYPE_CHECKING:  # the display probe (socket), threads and subprocess load when doctor runs, not on every CLI start
+    from concurrent.futures import Future
+
+    from edgeq.devices._display import DisplayProbe
 
 #: the backends light enough for a board, in the order edgeq prefers them
 LIGHT_BACKENDS = ("litert", "tflite-runtime")
@@ -354,6 +355,8 @@ def run_doctor(device: Device | None = None, live: LiveState | None = None) -> D
     Returns:
         The :class:`DoctorReport`; ``report.failed`` lists the checks that failed.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(1) as pool:
         convert = pool.submit(_probe_convert)  # importing TensorFlow takes seconds: meanwhile the other checks run
         return _run_checks(device or current(), live, convert)
@@ -381,6 +384,8 @@ def _run_checks(device: Device, live: LiveState | None, convert: Future) -> Doct
 
 def _probe_opencv() -> tuple[dict[str, str], str | None, str | None, DisplayProbe, str | None]:
     """The inputs of :func:`check_opencv`; a test window is opened in a child process (Qt may abort its process)."""
+    from edgeq.devices._display import probe_display
+
     installed = installed_opencv()
     try:
         import cv2
@@ -413,6 +418,8 @@ def _probe_convert() -> tuple[dict[str, str | None], str | None]:
 
 def _child_error(code: str, timeout: float) -> str | None:
     """Run Python ``code`` in a child process; the last line of its error output if it fails, else ``None``."""
+    import subprocess
+
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
@@ -445,6 +452,8 @@ def _dist(backend: str) -> str:
 
 
 def _installed(dist: str) -> str | None:
+    from importlib import metadata  # here: it imports email, zipfile and csv, tens of ms of every CLI start
+
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

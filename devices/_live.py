@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +167,9 @@ def _temperature(root: str | Path) -> float | None:
 
 
 def _vcgencmd_throttled() -> str | None:
+    import shutil  # here: subprocess is ~4 ms of every start, and only a Pi's live state runs vcgencmd
+    import subprocess
+
     binary = shutil.which("vcgencmd")
     if binary is None:
         return None

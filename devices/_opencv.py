@@ -10,7 +10,6 @@ servers (``edgeq[camera-headless]``). Never imports ``cv2`` itself: callers pass
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import metadata
 
 #: the pip distributions that provide ``cv2``
 OPENCV_DISTS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")
@@ -23,6 +22,8 @@ OPENCV_MAJOR = 4
 
 def installed_opencv() -> dict[str, str]:
     """``{distribution: version}`` of the OpenCV pip builds installed in this environment."""
+    from importlib import metadata  # here: it imports email, zipfile and csv, tens of ms of every CLI start
+
     found = {}
     for dist in OPENCV_DISTS:
         try:

@@ -6,9 +6,7 @@ The public surface is listed in ``__all__``. Names are resolved lazily so that
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from edgeq._lazy import exports as _exports
 from edgeq._version import __version__
 
 #: public name -> module defining it
@@ -48,14 +46,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'edgeq' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _exports(__name__, _EXPORTS, __all__)

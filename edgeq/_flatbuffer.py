@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
+from edgeq import _checked
 from edgeq._model_checks import BUILTIN_CUSTOM_OPS, InvalidModel, validate
 from edgeq._tflite_names import BUILTIN_OPS, TENSOR_TYPES
 from edgeq.errors import ModelError
@@ -203,6 +204,51 @@ class _Table:
         offsets = struct.unpack_from(f"<{n}I", self.buf, start) if n else ()
         return [build(_Table(self.r, start + 4 * i + off, f"{what}[{i}]")) for i, off in enumerate(offsets)]
 
+    def lazy_tables(self, slot: int, what: str, build: Callable[[int, _Table], T]) -> _Lazy:
+        """Like :meth:`tables`, but each entry is read on first use (``build(index, table)``)."""
+        start, n = self.vector(slot, 4, what)
+
+        def entry(i: int) -> T:
+            at = start + 4 * i
+            return build(i, _Table(self.r, at + _U32.unpack_from(self.buf, at)[0], f"{what}[{i}]"))
+
+        return _Lazy(n, entry)
+
+
+class _Lazy(Sequence):
+    """A tuple-like sequence whose entries are built on first use (a model already checked: see :func:`parse`)."""
+
+    __slots__ = ("_n", "_build", "_items")
+
+    def __init__(self, n: int, build: Callable[[int], Any]) -> None:
+        self._n, self._build, self._items = n, build, [None] * n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(self._n)))
+        i = index + self._n if index < 0 else index
+        if not 0 <= i < self._n:
+            raise IndexError(index)
+        item = self._items[i]
+        if item is None:
+            item = self._items[i] = self._build(i)
+        return item
+
+    def __iter__(self) -> Iterator:
+        return (self[i] for i in range(self._n))
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, (tuple, _Lazy)) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
 
 def _check(buf: memoryview, pos: int, size: int, what: str) -> None:
     if pos < 0 or size < 0 or pos + size > len(buf):
@@ -276,10 +322,10 @@ class OperatorInfo:
 @dataclass(frozen=True)
 class SubgraphInfo:
     name: str
-    tensors: tuple[TensorInfo, ...]
+    tensors: Sequence[TensorInfo]  # a tuple, or read lazily when the model was checked before
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
-    operators: tuple[OperatorInfo, ...]
+    operators: Sequence[OperatorInfo]
 
 
 @dataclass(frozen=True)
@@ -297,7 +343,7 @@ class TFLiteFile:
     version: int
     subgraphs: tuple[SubgraphInfo, ...]
     signatures: tuple[SignatureInfo, ...]
-    buffer_sizes: tuple[int, ...]
+    buffer_sizes: Sequence[int]  # a tuple, or read lazily when the model was checked before
     metadata: dict[str, bytes] = field(default_factory=dict)
 
     def op_counts(self) -> dict[str, int]:
@@ -376,8 +422,11 @@ def _buffer(t: _Table, file_size: int) -> int:
 def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFile:
     """Parse and structurally check a TFLite flatbuffer (see the module docstring for the checks).
 
+    Content that passed before (:mod:`edgeq._checked`: the same bytes, hashed) is not checked again, and its
+    tensors and operators are read on first use.
+
     Args:
-        data: the whole file's bytes. Long quantization vectors in the result are read from it lazily:
+        data: the whole file's bytes. Long quantization vectors (and a checked model's tensors) are read from it lazily:
             do not modify a ``bytearray`` while the result is in use.
         name: what to call the file in error messages.
 
@@ -398,7 +447,16 @@ def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFi
             "give a .tflite file made by a TFLite/LiteRT converter"
         )
     try:
-        return _parse(buf)
+        if _checked.seen(data):
+            return _parse(buf, checked=True)
+        key = _checked.key(buf)
+        if _checked.proven(key):
+            _checked.keep(data)
+            return _parse(buf, checked=True)
+        model = _parse(buf, checked=False)
+        _checked.remember(key)
+        _checked.keep(data)
+        return model
     except InvalidModel as exc:
         raise ModelError(f"{name} is a corrupt TFLite model: {exc}; re-export or re-download it") from None
     except (struct.error, UnicodeDecodeError, OverflowError, ValueError, MemoryError, RecursionError) as exc:
@@ -417,11 +475,15 @@ def _options(op: str, t: _Table, where: Callable[[], str]) -> dict[str, int]:
     return {k: int(table.scalar(s, fmt, default)) for k, (s, fmt, default) in fields.items()}
 
 
-def _parse(buf: memoryview) -> TFLiteFile:
+def _parse(buf: memoryview, checked: bool) -> TFLiteFile:
+    """Read (and unless ``checked``, check) the model; a ``checked`` model's tensors and operators are read lazily."""
     root = _Table(_Reader(buf), struct.unpack_from("<I", buf, 0)[0], "model")
     opcodes = root.tables(1, "operator_codes", lambda x: x)
     opcodes = [_opcode(i, t) for i, t in enumerate(opcodes)]
-    buffer_sizes = tuple(root.tables(4, "buffers", lambda t: _buffer(t, len(buf))))
+    if checked:
+        buffer_sizes: Sequence[int] = root.lazy_tables(4, "buffers", lambda i, t: _buffer(t, len(buf)))
+    else:
+        buffer_sizes = tuple(root.tables(4, "buffers", lambda t: _buffer(t, len(buf))))
     meta_entries = root.tables(6, "metadata", lambda t: (t.string(0, "metadata name"), int(t.scalar(1, "I"))))
 
     def tensor(i: int, t: _Table) -> TensorInfo:
@@ -452,6 +514,11 @@ def _parse(buf: memoryview) -> TFLiteFile:
         )
 
     def subgraph(s: int, t: _Table) -> SubgraphInfo:
+        if checked:
+            tensors = t.lazy_tables(0, "tensors", tensor)
+            ops = t.lazy_tables(3, "operators", lambda i, x: operator(s, i, x))
+            return SubgraphInfo(t.string(4, "subgraph name"), tensors, tuple(t.scalars(1, "i", "subgraph inputs")),
+                                tuple(t.scalars(2, "i", "subgraph outputs")), ops)
         raw_tensors = t.tables(0, "tensors", lambda x: x)
         if len(raw_tensors) > MAX_TENSORS:
             raise InvalidModel(f"subgraph declares {len(raw_tensors)} tensors (limit {MAX_TENSORS})")
@@ -470,8 +537,9 @@ def _parse(buf: memoryview) -> TFLiteFile:
         raise InvalidModel("the model has no subgraph")
     signatures = tuple(root.tables(7, "signature_defs", signature))
     model = TFLiteFile(int(root.scalar(0, "I")), subgraphs, signatures, buffer_sizes, {})
-    validate(model, len(buf))
-    _check_string_buffers(root, model)
+    if not checked:
+        validate(model, len(buf))
+        _check_string_buffers(root, model)
     metadata = {}
     for key, index in meta_entries:
         if index >= len(buffer_sizes):

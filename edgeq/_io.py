@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -137,6 +136,8 @@ def atomic_write(out: str | os.PathLike, data: bytes, force: bool = False) -> Pa
     Raises:
         UsageError: ``out`` exists and ``force`` is false, or the folder is not writable / full.
     """
+    import tempfile  # here, not at the top: it pulls shutil, bz2, lzma and random into every `import edgeq.runtime`
+
     out = Path(out)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name[:NAME_MAX - 32]}.", suffix=".tmp", dir=out.parent)

@@ -6,10 +6,31 @@ import importlib
 import importlib.util
 import sys
 from types import ModuleType
+from typing import Any, Callable, Mapping, Sequence
 
 from edgeq.errors import DependencyMissing
 
 _CONVERT_HINT = 'pip install "edgeq[convert]" (TensorFlow + Keras; conversion runs on a workstation, not on the Pi)'
+
+
+def exports(package: str, names: Mapping[str, str], public: Sequence[str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for a package whose names (``name -> defining module``) load on first use.
+
+    The first lookup imports the defining module and stores the value in the package, so later ones are plain.
+    """
+    namespace = sys.modules[package].__dict__
+
+    def getattr_(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = namespace[name] = getattr(importlib.import_module(module), name)
+        return value
+
+    def dir_() -> list[str]:
+        return sorted(public)
+
+    return getattr_, dir_
 
 
 def import_optional(module: str, hint: str) -> ModuleType:

@@ -61,7 +61,16 @@ def _check_delegate_library(library: str) -> None:
         raise ValueError(f"{library} is not a TFLite external delegate (it has no {', '.join(missing)})")
 
 
-def _version(dist: str) -> str:
+def _version(dist: str, module_name: str) -> str:
+    """The backend's version: its package's ``__version__`` (cheap), else the distribution's metadata.
+
+    ``importlib.metadata`` imports email, zipfile, csv and socket: tens of milliseconds of a cold start.
+    """
+    import sys
+
+    version = getattr(sys.modules.get(module_name.split(".")[0]), "__version__", None)
+    if isinstance(version, str) and version:
+        return version
     from importlib import metadata
 
     for name in (dist, "tensorflow-cpu") if dist == "tensorflow" else (dist,):
@@ -80,7 +89,7 @@ def _load(name: str) -> Backend:
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     module = importlib.import_module(module_name)
-    return Backend(name, _version(dist), module)
+    return Backend(name, _version(dist, module_name), module)
 
 
 def get_backend(name: str | None = None) -> Backend:

@@ -17,7 +17,7 @@ from edgeq._native import quiet_native_output
 from edgeq.errors import DataError, DeviceError, InferenceError, ModelError, UsageError
 from edgeq.metadata import METADATA_NAME, ModelMetadata, Preprocess
 from edgeq.runtime.backend import Backend, get_backend
-from edgeq.runtime.preprocess import apply_table, default_preprocess, dequantize, load_image, quantize, quantize_table
+from edgeq.runtime.preprocess import FloatQuantizer, apply_table, default_preprocess, dequantize, load_image, quantize_table
 from edgeq.runtime.preprocess import normalize, resize_pixels
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,9 @@ def check_threads(threads: Any) -> int:
 
 def _default_threads() -> int:
     try:
-        from edgeq.devices import current
+        from edgeq.devices._detect import recommended_threads  # not current(): no backend, camera or OS probe
 
-        return max(1, int(current().recommended_threads))
+        return max(1, int(recommended_threads()))
     except Exception:  # noqa: BLE001 - detection is best effort; never block inference on it
         return max(1, os.cpu_count() or 1)
 
@@ -162,6 +162,7 @@ class Model:
         self.preprocess = (self.metadata.preprocess if self.metadata and self.metadata.preprocess else preprocess)
         self.labels: tuple[str, ...] = tuple(self.metadata.labels if self.metadata and self.metadata.labels else labels or ())
         self._tables: dict[int, np.ndarray] = {}
+        self._quantizers: dict[int, FloatQuantizer] = {}  # per quantized input fed floats (made on first use)
         self.load_seconds = time.perf_counter() - started
         self.last_invoke_seconds = 0.0
 
@@ -353,6 +354,9 @@ class Model:
         if (type(value) is np.ndarray and value.dtype == spec.dtype and value.shape == spec.shape
                 and value.flags.c_contiguous):
             return value  # a ready tensor, as prepare() returns: what the checks below would let through unchanged
+        quantizer = self._quantizers.get(spec.index) if type(value) is np.ndarray else None
+        if quantizer is not None and value.shape == spec.shape and value.dtype.kind == "f":
+            return self._quantize(spec, quantizer, value)  # floats of the exact shape: what the checks below pass
         if isinstance(value, _IMAGE_TYPES) or _is_pil(value):
             return self._image_tensor(spec, [value])
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, _IMAGE_TYPES) or _is_pil(v) for v in value):
@@ -376,9 +380,10 @@ class Model:
         if array.dtype == spec.dtype:
             return np.ascontiguousarray(array)
         if spec.quantized and np.issubdtype(array.dtype, np.floating):
-            if not np.isfinite(array).all():
-                raise DataError(f"input {spec.name!r} contains NaN or infinite values")
-            return quantize(array, spec.scale, spec.zero_point, spec.dtype)
+            quantizer = self._quantizers.get(spec.index)
+            if quantizer is None:
+                quantizer = self._quantizers[spec.index] = FloatQuantizer(spec.scale, spec.zero_point, spec.dtype)
+            return self._quantize(spec, quantizer, array)
         if np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
             if np.issubdtype(spec.dtype, np.integer) and array.size and array.dtype != np.bool_:
                 info = np.iinfo(spec.dtype)
@@ -392,6 +397,13 @@ class Model:
         raise DataError(
             f"input {spec.name!r} expects {np.dtype(spec.dtype).name} (or float to quantize); got {array.dtype}"
         )
+
+    @staticmethod
+    def _quantize(spec: TensorSpec, quantizer: FloatQuantizer, array: np.ndarray) -> np.ndarray:
+        q = quantizer(array)
+        if q is None:
+            raise DataError(f"input {spec.name!r} contains NaN or infinite values")
+        return q
 
     # ---------------------------------------------------------------------------- classifiers
     def classify(self, x: Any, k: int = 5) -> list[tuple[str, float]]:

@@ -8,7 +8,9 @@ Pillow is imported only when an image is handled.
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -151,12 +153,44 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> n
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
+class FloatQuantizer:
+    """:func:`quantize` for one model input, in a few in-place passes over a per-thread float32 scratch buffer.
+
+    Multiply by the reciprocal, round half to even, add the zero point, then one min and one max reduction: only a
+    value out of range costs a clip, and only an infinite or NaN min/max (which they carry) a finiteness check. The integer result is a new
+    array each call (callers keep it); the scratch buffer is kept per thread, so concurrent calls never share it.
+    Equal to :func:`quantize` element for element.
+    """
+
+    def __init__(self, scale: float, zero_point: int, dtype: np.dtype) -> None:
+        info = np.iinfo(dtype)
+        self.dtype = np.dtype(dtype)
+        self.reciprocal = np.float32(1) / np.float32(scale)
+        self.zero_point = np.float32(zero_point)
+        self.low, self.high = np.float32(info.min), np.float32(info.max)
+        self._local = threading.local()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray | None:
+        """``x`` (a float array) quantized, or ``None`` when it holds NaN or infinite values."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None or scratch.shape != x.shape:
+            scratch = self._local.scratch = np.empty(x.shape, np.float32)
+        np.multiply(x, self.reciprocal, out=scratch, dtype=np.float32, casting="same_kind")
+        np.rint(scratch, out=scratch)
+        np.add(scratch, self.zero_point, out=scratch)
+        low, high = np.minimum.reduce(scratch, None), np.maximum.reduce(scratch, None)
+        if not (self.low <= low and high <= self.high):  # also when NaN
+            if not (math.isfinite(low) and math.isfinite(high)) and not np.isfinite(x).all():
+                return None  # (a finite x can overflow to inf times 1 / scale: clipped, as quantize() does)
+            np.maximum(scratch, self.low, out=scratch)
+            np.minimum(scratch, self.high, out=scratch)
+        return scratch.astype(self.dtype)
+
+
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Inverse of :func:`quantize`: ``(q - zero_point) * scale`` in float32."""
-    out = q.astype(np.float32)
-    out -= np.float32(zero_point)
-    out *= np.float32(scale)
-    return out
+    """Inverse of :func:`quantize`: ``(q - zero_point) * scale`` in float32 (two passes, one new array)."""
+    out = np.subtract(q, np.float32(zero_point), dtype=np.float32)
+    return np.multiply(out, np.float32(scale), out=out)
 
 
 def default_preprocess(shape: tuple[int, ...]) -> Preprocess | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ SAMPLE = REPO / "samples" / "fashion_mnist"
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# proofs that a model passed its checks (edgeq/_checked.py) go to a throwaway folder, not the user's cache
+os.environ["EDGEQ_CACHE_DIR"] = tempfile.mkdtemp(prefix="edgeq-cache-")
 
 # the session fixtures of real models shared by the runtime and CLI tests (tests/support.py)
 from support import (  # noqa: E402,F401

@@ -13,13 +13,15 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from rich.table import Table
 
 from edgeq._render.text import safe_text
 from edgeq._render.ui import UI
 from edgeq.errors import DataError, ModelError, UsageError
+
+if TYPE_CHECKING:  # rich loads when a table is drawn, not on every start
+    from rich.table import Table
 
 #: options of :func:`add_host_options`, never forwarded to the boards
 HOST_DESTS = {"host", "hosts", "parallel", "timeout", "identity", "accept_new_host_keys", "remote_edgeq", "html", "png"}
@@ -210,6 +212,8 @@ def _object(value: Any) -> dict[str, Any]:
 
 def devices_table(rows: Sequence[dict[str, Any]]) -> Table:
     """One row per board: what it is, how it is doing, and what edgeq recommends on it."""
+    from rich.table import Table
+
     table = Table(title="Boards", title_justify="left")
     for column in ("host", "board", "cpu", "arch", "memory", "backend", "temp", "throttling", "prefer"):
         table.add_column(column)
@@ -274,6 +278,8 @@ def _local_path(text: Any, remote: Sequence[Any]) -> Any:
 
 def run_table(records: Sequence[dict[str, Any]]) -> Table:
     """One row per board and input: latency and the top label (classifiers) or the output shapes."""
+    from rich.table import Table
+
     table = Table(title="edgeq run on the boards", title_justify="left")
     for column, justify in (("host", "left"), ("input", "left"), ("ms", "right"), ("result", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
 from edgeq._render.text import safe_markup as escape
-from rich.table import Table
 
 from edgeq._commands._hosts import add_host_options, devices_on_hosts, wants_hosts
 from edgeq._commands._options import add_json_options
 from edgeq.devices import BoardProfile, Device, LiveState, current, detect, known_profiles, profile_for
 from edgeq.errors import UsageError
+
+if TYPE_CHECKING:  # rich loads when a table is drawn, not on every start
+    from rich.console import Group
+    from rich.table import Table
 
 RATING_STYLES = {"good": "green", "ok": "yellow", "poor": "red"}
 
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace, ui: Any) -> int:
 
 def device_table(device: Device, live: LiveState) -> Table:
     """The detected device and its live state as a two-column table."""
+    from rich.table import Table
+
     table = Table(title="Device", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -102,6 +106,9 @@ def device_table(device: Device, live: LiveState) -> Table:
 
 def profile_view(profile: BoardProfile, arch: str | None) -> Group:
     """A board profile: preferred mode, each mode's fit, the runtime wheel and the caveats."""
+    from rich.console import Group
+    from rich.table import Table
+
     modes = Table(title=f"Profile {profile.key}: {escape(profile.name)}", title_justify="left")
     modes.add_column("mode")
     modes.add_column("fit")
@@ -119,6 +126,8 @@ def profile_view(profile: BoardProfile, arch: str | None) -> Group:
 
 def boards_table(profiles: list[BoardProfile]) -> Table:
     """The known board profiles, one row each."""
+    from rich.table import Table
+
     table = Table(title="Known boards", title_justify="left")
     table.add_column("key", no_wrap=True)
     for column in ("name", "aliases", "cpu", "threads", "prefer"):

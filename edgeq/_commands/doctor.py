@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeq._render.text import safe_markup as escape
-from rich.table import Table
 
 from edgeq._commands._options import add_json_options
 from edgeq.devices import DoctorReport, Status, run_doctor
+
+if TYPE_CHECKING:  # rich loads when the table is drawn, not on every start
+    from rich.table import Table
 
 STATUS_STYLES = {Status.OK: "[green]ok[/]", Status.WARN: "[yellow]warn[/]", Status.FAIL: "[red]fail[/]"}
 
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace, ui: Any) -> int:
 
 def checks_table(report: DoctorReport) -> Table:
     """The checks, one row each, with the fix under warnings and failures."""
+    from rich.table import Table
+
     device = report.device
     table = Table(title=f"edgeq doctor on {escape(device.board or device.profile)} ({device.arch})", title_justify="left")
     table.add_column("status")

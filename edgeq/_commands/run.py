@@ -63,7 +63,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 def _run(args: argparse.Namespace, ui: UI, written: list[Path]) -> int:
     from edgeq._io import atomic_write, check_output_path
     from edgeq._progress import track
-    from edgeq._render import outputs_table, predictions_table, run_summary_table, run_table
     from edgeq._render.ui import strict_json
     from edgeq.runtime import Model, top
     from edgeq.runtime.sources import expand_inputs, random_input
@@ -115,15 +114,8 @@ def _run(args: argparse.Namespace, ui: UI, written: list[Path]) -> int:
         ui.json_text("".join(strict_json(_jsonable(r)) + "\n" for r in records))
     if args.csv:
         atomic_write(args.csv, _csv(records, classifier, args.top).encode(), force=args.force)
-    if len(records) == 1:
-        (r,) = records
-        title = f"{_shown(r['input'], args.inputs)}  ({r['latency_ms']:.2f} ms)"
-        ui.print(predictions_table(title, r["top"]) if classifier else outputs_table(title, r["outputs"]))
-    else:
-        rows = [{**r, "input": _shown(r["input"], args.inputs)} for r in records]
-        ui.print(run_table(rows, classifier))
-        if classifier:
-            ui.print(run_summary_table(records))
+    if not ui.json_mode:
+        _print_tables(ui, records, classifier, args.inputs)
     if args.csv:
         ui.status(f"wrote {len(records)} row(s) to {args.csv}")
     latencies = [r["latency_ms"] for r in records]
@@ -131,6 +123,20 @@ def _run(args: argparse.Namespace, ui: UI, written: list[Path]) -> int:
               "ms per inference "
               f"({model.backend.name} {model.backend.version}, {model.threads} thread(s))")
     return 0
+
+
+def _print_tables(ui: UI, records: list[dict], classifier: bool, inputs: list[str]) -> None:
+    """One input: its top-k table (or its outputs); several: one row each, then a count per class."""
+    from edgeq._render import outputs_table, predictions_table, run_summary_table, run_table  # rich: tables only
+
+    if len(records) == 1:
+        (r,) = records
+        title = f"{_shown(r['input'], inputs)}  ({r['latency_ms']:.2f} ms)"
+        ui.print(predictions_table(title, r["top"]) if classifier else outputs_table(title, r["outputs"]))
+    else:
+        ui.print(run_table([{**r, "input": _shown(r["input"], inputs)} for r in records], classifier))
+        if classifier:
+            ui.print(run_summary_table(records))
 
 
 def _jsonable(record: dict) -> dict:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from rich.markup import escape
-from rich.text import Text
+if TYPE_CHECKING:  # rich loads when something is drawn: safe_str alone serves JSON runs without it
+    from rich.text import Text
 
 # C0 and C1 control characters, DEL, lone surrogates, and the bidirectional overrides that reorder what is shown.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
@@ -37,9 +38,13 @@ def safe_text(value: object, style: str = "", lines: bool = False) -> Text:
     Every model label, tensor name, report field or file name that reaches a table, title or message goes
     through this helper (``lines`` as in :func:`safe_str`).
     """
+    from rich.text import Text
+
     return Text(safe_str(value, lines), style=style)
 
 
 def safe_markup(value: object) -> str:
     """``value`` ready to embed in a rich markup string: control characters but line breaks escaped, then ``[``."""
+    from rich.markup import escape
+
     return escape(safe_str(value, lines=True))

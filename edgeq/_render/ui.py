@@ -6,14 +6,15 @@ import contextlib
 import json
 import math
 import sys
-from typing import Any, Callable, Iterator
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.text import Text
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from edgeq._progress import reporting
 from edgeq._render.text import safe_str, safe_text
+
+if TYPE_CHECKING:  # rich loads on first output (~30 ms of a start): a --json run that draws nothing never needs it
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 class _RichReporter:
@@ -38,8 +39,18 @@ class UI:
     def __init__(self, json_mode: bool = False, json_out: str | None = None, force: bool = False) -> None:
         self.json_mode = json_mode
         self.json_out, self.force = json_out, force
-        self.out = Console(soft_wrap=False)
-        self.err = Console(stderr=True)
+
+    @cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        return Console(soft_wrap=False)
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True)
 
     def print(self, *renderables: Any, soft_wrap: bool = False) -> None:
         """Print results on stdout (not in ``--json`` mode); ``soft_wrap`` leaves long lines whole (commands to paste)."""
@@ -70,9 +81,14 @@ class UI:
             sys.stdout.flush()
 
     def status(self, message: str) -> None:
+        if self.json_mode:  # for machines: plain (safe) text, without loading rich
+            sys.stderr.write(safe_str(message, lines=True) + "\n")
+            return
         self.err.print(safe_text(message, style="dim"), highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
+        from rich.text import Text
+
         self.err.print(Text.assemble(("warning:", "yellow"), " ", safe_str(message)), highlight=False, soft_wrap=True)
 
     def error(self, message: str) -> None:
@@ -83,7 +99,12 @@ class UI:
 
     @contextlib.contextmanager
     def progress(self) -> Iterator[None]:
-        """Show a progress bar on stderr for the library steps run inside the block."""
+        """Show a progress bar on stderr for the library steps run inside the block (on a terminal)."""
+        if not sys.stderr.isatty():  # rich would draw nothing there: keep it unloaded
+            yield
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=self.err, transient=True, disable=not self.err.is_terminal,  # bars vanish when done: no stray lines

@@ -171,3 +171,9 @@ def test_current_is_detected_once() -> None:
     assert current() is device
     assert device.recommended_threads >= 1
     assert device.python.count(".") == 2
+
+
+def test_the_runtime_thread_default_is_the_detected_one():
+    from edgeq.devices._detect import recommended_threads
+
+    assert recommended_threads() == current().recommended_threads
