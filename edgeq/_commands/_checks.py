@@ -104,10 +104,10 @@ def labels_file(path: str) -> None:
 
 
 def preprocessing(args: argparse.Namespace) -> None:
-    """``--normalize`` and ``--resize`` parse, as the converter would parse them."""
+    """``--normalize`` and ``--resize`` parse, as the converter would parse them (no ``--normalize``: the model decides)."""
     from edgeq.metadata import Preprocess
 
-    Preprocess.from_normalize(args.normalize, resize=args.resize)
+    Preprocess.from_normalize(args.normalize or "0,1", resize=args.resize)
 
 
 def calibration(spec: str) -> None:
