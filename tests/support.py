@@ -130,7 +130,7 @@ def readme_sample_accuracy() -> dict[str, float]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     found = {}
     for key, row in (("float", "Keras float32"), ("int8", "TFLite int8")):
-        match = re.search(rf"^\| {row} [^|]*\|[^|]*\| ([0-9.]+) %", text, re.MULTILINE)
+        match = re.search(rf"^[|│] {row}\s*[|│][^|│]*[|│]\s*([0-9.]+) %", text, re.MULTILINE)
         assert match, f"README.md has no '{row}' row with a top-1 accuracy in its sample table"
         found[key] = float(match.group(1)) / 100
     return found

@@ -17,7 +17,7 @@ DATA_SUFFIXES = (".npy", ".npz")
 # as edgeq.converters.datasets and edgeq.runtime.preprocess read them (tests/cli/test_fast_checks.py keeps them
 # equal); repeated because importing those packages costs about a second, which is what these checks save
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def is_keras_model(path: Path) -> bool:

@@ -111,7 +111,7 @@ def test_two_input_model_by_npz_names_and_by_keras_order_tuples(tmp_path, monkey
         "        yield d['zimage'][i], d['afeat'][i]   # Keras order: image first\n")
     monkeypatch.chdir(tmp_path)
     keras_out = model([xi[:8], xf[:8]])
-    for data in (tmp_path / "data.npz", "twodata:samples"):
+    for data in (tmp_path / "data.npz", "py:twodata:samples"):
         out = tmp_path / f"m{len(str(data))}.tflite"
         result = edgeq.convert(tmp_path / "two.keras", data, out, samples=40)
         v = result.verification

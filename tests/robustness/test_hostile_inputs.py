@@ -211,7 +211,7 @@ CASES: list[Case] = [
     ("model-sparse-zeros", {"m.tflite": lambda f: os.truncate(_touch(f / "m.tflite"), 2**30)}, ["run", "m.tflite", "--random"], "identifier"),
     ("model-empty", {"m.tflite": b""}, ["profile", "m.tflite"], "too short"),
     # output paths that cannot work
-    ("out-name-257", {M: sample}, ["profile", M, "--runs", "1", "--no-memory", "--json", "a" * 257 + ".json"], "name"),
+    ("out-name-257", {M: sample}, ["profile", M, "--runs", "1", "--no-memory", "--json-out", "a" * 257 + ".json"], "name"),
     ("threads-huge-run", {M: sample}, ["run", M, "--random", "--threads", "100000"], "threads"),
     ("threads-huge-profile", {M: sample}, ["profile", M, "--threads", "1,100000", "--runs", "1"], "threads"),
 ]
@@ -247,8 +247,8 @@ CASES += [
      ["run", M, "x.npy", "--save-outputs", "out"], "force"),
     ("save-outputs-is-input-force", {M: sample, "out": lambda f: ((f / "out").mkdir(), np.save(f / "out" / "00000_output_0.npy", np.zeros((1, 28, 28, 1), np.float32)))},
      ["run", M, "out/00000_output_0.npy", "--save-outputs", "out", "--force"], "input"),
-    ("profile-json-is-model-force", {M: sample}, ["profile", M, "--runs", "1", "--no-memory", "--json", M, "--force"], "input"),
-    ("profile-json-dangling-link", {M: sample, "link.json": dangling}, ["profile", M, "--runs", "1", "--no-memory", "--json", "link.json"], "link"),
+    ("profile-json-is-model-force", {M: sample}, ["profile", M, "--runs", "1", "--no-memory", "--json-out", M, "--force"], "input"),
+    ("profile-json-dangling-link", {M: sample, "link.json": dangling}, ["profile", M, "--runs", "1", "--no-memory", "--json-out", "link.json"], "link"),
     ("compare-html-is-report-force", {"a.json": lambda f: (f / "a.json").write_bytes(report_bytes(lambda d: None))},
      ["compare", "a.json", "--html", "a.json", "--force"], "input"),
     ("camera-output-is-source-force", {M: sample, "clip.avi": lambda f: _clip(f / "clip.avi")},

@@ -156,7 +156,7 @@ def test_profile_of_a_dynamic_model_needs_an_input_shape(tmp_path, capsys):
     assert "has inputs of dynamic size (x [-1, -1, -1, 3])" in err and "--input-shape" in err
     assert len(err.splitlines()) == 1
     assert main(["profile", str(path), "--input-shape", "1,12,12,3", "--runs", "3", "--no-memory", "--threads", "1",
-                 "--ops", "--json", "-"]) == 0
+                 "--ops", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["settings"]["input"].startswith("random 1,12,12,3")
     (conv,) = report["results"][0]["ops"]["ops"]

@@ -102,7 +102,7 @@ def check_model(path: Path, tmp: Path, capsys: pytest.CaptureFixture) -> dict[st
     for name, value in expected.items():
         assert np.array_equal(got[name], value), f"{path.name} predict: {name}"
     report_path = tmp / f"{path.stem}.json"
-    assert main(["profile", str(path), "--input", str(npy), "--runs", "20", "--ops", "--json", str(report_path),
+    assert main(["profile", str(path), "--input", str(npy), "--runs", "20", "--ops", "--json-out", str(report_path),
                  "--threads", "1", "--no-memory", "--ops-rounds", "3", "--warmup", "2"]) == 0, capsys.readouterr().err
     result = json.loads(report_path.read_text())["results"][0]
     ops = result["ops"]["ops"]
