@@ -55,6 +55,19 @@ def _in_finalizer(frame: Any) -> bool:
     return False
 
 
+#: argument names that hold the command's input files (an output may never replace one of them)
+_INPUT_ARGS = ("model", "data", "labels", "input", "inputs", "reports", "eval_data", "verify_data", "source", "merge")
+
+
+def _input_paths(args: argparse.Namespace) -> list[str]:
+    """The command's input files, as given (lists flattened)."""
+    paths: list[str] = []
+    for name in _INPUT_ARGS:
+        value = getattr(args, name, None)
+        paths.extend(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if v)
+    return paths
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or with ``only`` one command (its module alone is imported: a faster start)."""
     parser = argparse.ArgumentParser(
@@ -134,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ui.json_out:
             from edgeq._io import check_output_path
 
-            check_output_path(ui.json_out, ui.force)  # before any work: a typo costs a second, not a conversion
+            # before any work (a typo costs a second, not a conversion), and never onto one of the command's inputs
+            check_output_path(ui.json_out, ui.force, _input_paths(args))
         return int(args.func(args, ui) or 0)
     except EdgeqError as exc:
         ui.error(f"{type(exc).__name__}: {exc}")

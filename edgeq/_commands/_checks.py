@@ -65,21 +65,23 @@ def _has_images(folder: Path) -> bool:
 
 
 def data(spec: str, option: str = "--data") -> None:
-    """Representative data: an image folder with images, a video, .npy/.npz, or ``module:function``."""
+    """Representative data: an image folder with images, a video, .npy/.npz, or ``py:module:function`` (runs code)."""
     p = Path(spec)
     if p.is_dir():
         if not _has_images(p):
-            raise DataError(f"{option} folder {spec} holds no images (.jpg, .jpeg, .png, .bmp, .webp); "
-                            "give a folder of images, a video, a .npy/.npz file or module:function")
+            raise DataError(f"{option} folder {spec} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                            "give a folder of images, a video, a .npy/.npz file or py:module:function")
         return
     if p.is_file():
         if p.suffix.lower() not in DATA_SUFFIXES + VIDEO_SUFFIXES:
             raise DataError(f"cannot use {spec} as {option}: expected an image folder, a video "
-                            f"({', '.join(VIDEO_SUFFIXES)}), .npy/.npz, or module:function")
+                            f"({', '.join(VIDEO_SUFFIXES)}), .npy/.npz, or py:module:function")
         return
-    if ":" in spec and not spec.startswith(("/", ".")):
-        return  # module:function, imported (from the current folder) when the data is read
-    raise DataError(f"{option} not found: {spec}; give an image folder, a video, a .npy/.npz file or module:function")
+    if spec.startswith("py:"):
+        return  # py:module:function, imported (from the current folder) when the data is read
+    hint = f" (to run Python code, write {option} py:{spec})" if ":" in spec and not spec.startswith(("/", ".")) else ""
+    raise DataError(f"{option} not found: {spec}; give an image folder, a video, a .npy/.npz file or "
+                    f"py:module:function{hint}")
 
 
 def labelled(spec: str, option: str = "--data") -> None:

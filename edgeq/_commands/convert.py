@@ -84,8 +84,9 @@ def check(args: argparse.Namespace) -> None:
     checks.keras_model(args.model)
     if args.data is not None:
         checks.data(args.data)
-    if args.eval_data is not None:
-        checks.labelled(args.eval_data, "--eval-data")
+    if args.eval_data is not None:  # --max-drop-agreement needs no labels: any data source will do
+        checks.data(args.eval_data, "--eval-data") if args.max_drop_agreement is not None else checks.labelled(
+            args.eval_data, "--eval-data")
     if args.labels is not None:
         checks.labels_file(args.labels)
     checks.output(args.out, args.force)

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.tf
 def _convert(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str]:
     code = main(["convert", *args, "--json"])
     captured = capsys.readouterr()
+    assert captured.out, f"exit {code}, no JSON; stderr: {captured.err}"
     return code, json.loads(captured.out), captured.err
 
 
