@@ -188,15 +188,15 @@ class OpCutter:
         return OneOpModel(index, self.op_name(index), content, tuple(graph_inputs), tuple(outputs))
 
 
-def trivial_model() -> bytes:
-    """A one-op model doing almost nothing (``ADD`` of two 1-element float32 tensors).
+def trivial_model(size: int = 1) -> bytes:
+    """A one-op model doing almost nothing (``ADD`` of two ``size``-element float32 tensors; default 1).
 
-    Its run time is the fixed cost of one ``invoke()`` (Python call, interpreter and delegate dispatch),
-    which the per-op profiler subtracts from each one-op model's time.
+    With ``size`` 1 its run time is the fixed cost of one ``invoke()`` (Python call, interpreter and delegate
+    dispatch), which the per-op profiler subtracts from each one-op model's time.
     """
     fb, schema = flatbuffer_tools()
     add = schema.BuiltinOperator.ADD
-    tensors = [schema.TensorT(shape=[1], type=schema.TensorType.FLOAT32, buffer=0, name=name) for name in "abc"]
+    tensors = [schema.TensorT(shape=[size], type=schema.TensorType.FLOAT32, buffer=0, name=name) for name in "abc"]
     op = schema.OperatorT(opcodeIndex=0, inputs=[0, 1], outputs=[2],
                           builtinOptionsType=schema.BuiltinOptions.AddOptions, builtinOptions=schema.AddOptionsT())
     graph = schema.SubGraphT(tensors=tensors, inputs=[0, 1], outputs=[2], operators=[op], name="overhead")

@@ -184,7 +184,11 @@ async def _session(host: Host, command: RemoteCommand, settings: SSHSettings, st
                 raise _HostFailed(f"cannot create a temporary folder on the board: {_last_line(made.stderr) or 'mkdir failed'}")
             remote_args = await _upload(conn, command, path)
             line = " ".join(shlex.quote(a) for a in remote_args)
-            script = f"cd {shlex.quote(path)} && echo $$ > .pid && exec {edgeq} {line}"
+            # the shell stays the parent: when edgeq ends, however it ends, the shell removes the folder itself
+            q = shlex.quote(path)
+            script = (f"cd {q} || exit 1; trap 'cd /; rm -rf {q}' EXIT; trap 'kill -TERM $p 2>/dev/null' HUP INT TERM; "
+                      f"{edgeq} {line} & p=$!; echo $p > .pid; wait $p; s=$?; "
+                      f"while kill -0 $p 2>/dev/null; do wait $p; s=$?; done; exit $s")
             log.info("%s: %s", host.name, script)
             result = await conn.run(f"sh -c {shlex.quote(script)}", check=False)
             finished = True
@@ -224,10 +228,7 @@ async def _upload(conn: Any, command: RemoteCommand, folder: str) -> list[str]:
 
 async def _cleanup(conn: Any, folder: str, stop: bool) -> None:
     """Stop the remote edgeq when it may still run, then remove ``folder`` (a shell word, ``"$TMPDIR/…"``)."""
-    # wait (up to 5 s, then SIGKILL) until it has exited: a dying edgeq may still write into the folder
-    stopping = (f'p="$(cat {folder}/.pid 2>/dev/null)"; if [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; then i=0; '
-                'while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
-                'kill -KILL "$p" 2>/dev/null; fi; ') if stop else ""
+    stopping = f'kill -TERM "$(cat {folder}/.pid 2>/dev/null)" 2>/dev/null && sleep 0.5; ' if stop else ""
     script = f"{stopping}rm -rf {folder}"
     try:
         await asyncio.wait_for(conn.run(f"sh -c {shlex.quote(script)}", check=False), CLEANUP_TIMEOUT)

@@ -84,10 +84,22 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.fixture(scope="module")
+def slow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ADD of two 2M-element tensors: ~1 ms a run, so ``--duration 60`` outlasts its 100,000-run cap's minute."""
+    pytest.importorskip("ai_edge_litert.tools.flatbuffer_utils")
+    from edgeq.runtime._opcut import trivial_model
+
+    path = tmp_path_factory.mktemp("slow") / "slow_add.tflite"
+    path.write_bytes(trivial_model(size=2_000_000))
+    return path
+
+
 @pytest.mark.parametrize("signum, status, word", [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated")])
-def test_ctrl_c_stops_the_boards_and_leaves_no_temporary_folder(lab: Lab, signum: int, status: int, word: str) -> None:
+def test_ctrl_c_stops_the_boards_and_leaves_no_temporary_folder(lab: Lab, slow_model: Path, signum: int, status: int,
+                                                               word: str) -> None:
     b = lab.boards
-    cmd = [str(VENV_BIN / "edgeq"), "profile", str(REPO_MODEL), "--duration", "60", "--threads", "1", "--no-memory",
+    cmd = [str(VENV_BIN / "edgeq"), "profile", str(slow_model), "--duration", "60", "--threads", "1", "--no-memory",
            "--host", "good1", "--host", "good2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=lab.env)
     try:
@@ -112,9 +124,9 @@ def test_ctrl_c_stops_the_boards_and_leaves_no_temporary_folder(lab: Lab, signum
     assert not any(_alive(pid) for pid in pids), "a remote edgeq kept running"
 
 
-def test_timeout_fails_that_board_and_cleans_it(lab: Lab) -> None:
+def test_timeout_fails_that_board_and_cleans_it(lab: Lab, slow_model: Path) -> None:
     b = lab.boards
-    proc = lab.run("profile", str(REPO_MODEL), "--duration", "60", "--threads", "1", "--no-memory",
+    proc = lab.run("profile", str(slow_model), "--duration", "60", "--threads", "1", "--no-memory",
                    "--host", "good1", "--timeout", "4")
     assert proc.returncode == 1
     assert "FAILED good1: timed out after 4 s (raise --timeout)" in proc.stderr
