@@ -50,6 +50,8 @@ def degenerate_outputs(outputs: Sequence[dict[str, np.ndarray]], what: str = "ca
         return []
     found = []
     for name in outputs[0]:
+        if len({np.shape(o[name]) for o in outputs}) > 1:  # a dynamic-size output: samples of other sizes differ anyway
+            continue
         stack = np.stack([np.asarray(o[name], dtype=np.float64).reshape(-1) for o in outputs])
         first = np.asarray(outputs[0][name])
         spread = float(stack.std(axis=0).max())
