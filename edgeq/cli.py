@@ -25,7 +25,7 @@ import sys
 import warnings
 from typing import Sequence
 import threading
-from typing import Any, Sequence
+from typing import Any
 
 from edgeq._version import __version__
 from edgeq.errors import EdgeqError

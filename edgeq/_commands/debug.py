@@ -56,7 +56,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     csv_out = check_output_path(args.csv, args.force, inputs=(args.model, args.data)) if args.csv else None
     checks.mode(args.mode)  # these two import edgeq.converters (not TensorFlow)
     checks.calibration(args.calibration)
-    from edgeq._render.accuracy import debug_tables
     from edgeq.converters.debug import debug
 
     with ui.progress():

@@ -73,7 +73,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     from edgeq._render.profile import profile_view
-    from edgeq._io import atomic_write, check_output_path
     from edgeq.runtime.profile import profile
 
     checks.tflite_model(args.model)
