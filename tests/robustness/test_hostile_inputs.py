@@ -120,15 +120,20 @@ def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
     return out
 
 
-def run_clean_failure(args: list[str], folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    """Run the CLI in ``folder``; assert exit 2, one error line, no traceback, no new or changed file."""
-    before = snapshot(folder)
+def main_in(folder: Path, args: list[str]) -> int:
+    """The CLI's exit code for ``args``, run with ``folder`` as the working folder."""
     cwd = os.getcwd()
     os.chdir(folder)
     try:
-        rc = main(args)
+        return main(args)
     finally:
         os.chdir(cwd)
+
+
+def run_clean_failure(args: list[str], folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the CLI in ``folder``; assert exit 2, one error line, no traceback, no new or changed file."""
+    before = snapshot(folder)
+    rc = main_in(folder, args)
     out, err = capsys.readouterr()
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2, f"exit {rc}, expected 2; stderr:\n{err}"
@@ -276,12 +281,7 @@ def test_bad_input_is_one_clean_line(case: str, files: dict[str, Any], args: lis
 
 # ------------------------------------------------------------------------ hostile strings that are valid
 def run_ok(args: list[str], folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        rc = main(args)
-    finally:
-        os.chdir(cwd)
+    rc = main_in(folder, args)
     out, err = capsys.readouterr()
     assert rc == 0, err
     for raw in (ESC, "\x9b", "\x07", "\udcff"):
