@@ -422,8 +422,8 @@ def _buffer(t: _Table, file_size: int) -> int:
 def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFile:
     """Parse and structurally check a TFLite flatbuffer (see the module docstring for the checks).
 
-    Content that passed before (:mod:`edgeq._checked`: the same bytes, hashed) is not checked again, and its
-    tensors and operators are read on first use.
+    A model that passed before (:mod:`edgeq._checked`: the same unchanged file, or the same bytes) is not checked
+    again: its tensors and operators are read on first use, or an earlier call's result is given back.
 
     Args:
         data: the whole file's bytes. Long quantization vectors (and a checked model's tensors) are read from it lazily:
@@ -447,20 +447,31 @@ def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFi
             "give a .tflite file made by a TFLite/LiteRT converter"
         )
     try:
-        if _checked.seen(data):
-            return _parse(buf, checked=True)
-        key = _checked.key(buf)
-        if _checked.proven(key):
-            _checked.keep(data)
-            return _parse(buf, checked=True)
-        model = _parse(buf, checked=False)
-        _checked.remember(key)
-        _checked.keep(data)
-        return model
+        stamp = _checked.stamp_of(data)
+        model = _checked.recall(data, stamp)
+        if model is None:
+            model = _parse_once(buf, stamp)
+            _checked.keep(data, stamp, model)
+        # a model kept from an earlier call: its own metadata dict (the rest is immutable)
+        return TFLiteFile(model.version, model.subgraphs, model.signatures, model.buffer_sizes, dict(model.metadata))
     except InvalidModel as exc:
         raise ModelError(f"{name} is a corrupt TFLite model: {exc}; re-export or re-download it") from None
     except (struct.error, UnicodeDecodeError, OverflowError, ValueError, MemoryError, RecursionError) as exc:
         raise ModelError(f"{name} is a corrupt TFLite model ({type(exc).__name__}: {exc}); re-export it") from None
+
+
+def _parse_once(buf: memoryview, stamp: _checked.Stamp | None) -> TFLiteFile:
+    """Parse a model not kept in memory: lazily if its file's stamp or its content passed before, else in full."""
+    if stamp is not None and _checked.proven_stamp(stamp):
+        return _parse(buf, checked=True)
+    digest = _checked.key(buf)
+    if _checked.proven(digest):
+        model = _parse(buf, checked=True)
+        _checked.remember(None, stamp)
+    else:
+        model = _parse(buf, checked=False)
+        _checked.remember(digest, stamp)
+    return model
 
 
 def _options(op: str, t: _Table, where: Callable[[], str]) -> dict[str, int]:
@@ -478,11 +489,11 @@ def _options(op: str, t: _Table, where: Callable[[], str]) -> dict[str, int]:
 def _parse(buf: memoryview, checked: bool) -> TFLiteFile:
     """Read (and unless ``checked``, check) the model; a ``checked`` model's tensors and operators are read lazily."""
     root = _Table(_Reader(buf), struct.unpack_from("<I", buf, 0)[0], "model")
-    opcodes = root.tables(1, "operator_codes", lambda x: x)
-    opcodes = [_opcode(i, t) for i, t in enumerate(opcodes)]
     if checked:
+        opcodes: Sequence[_Opcode] = root.lazy_tables(1, "operator_codes", _opcode)
         buffer_sizes: Sequence[int] = root.lazy_tables(4, "buffers", lambda i, t: _buffer(t, len(buf)))
     else:
+        opcodes = [_opcode(i, t) for i, t in enumerate(root.tables(1, "operator_codes", lambda x: x))]
         buffer_sizes = tuple(root.tables(4, "buffers", lambda t: _buffer(t, len(buf))))
     meta_entries = root.tables(6, "metadata", lambda t: (t.string(0, "metadata name"), int(t.scalar(1, "I"))))
 

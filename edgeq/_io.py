@@ -6,9 +6,11 @@ import contextlib
 import hashlib
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from edgeq import _checked
 from edgeq.errors import ModelError, UsageError
 
 #: the longest file name (bytes) common file systems accept
@@ -45,17 +47,22 @@ def read_model_bytes(model: str | os.PathLike | bytes | bytearray | Any) -> tupl
         raise ModelError(f"{path} is {info.st_size} bytes, larger than any TFLite flatbuffer can be "
                          f"({MAX_MODEL_BYTES}); give a .tflite file")
     try:
+        started = time.time_ns()
         with open(path, "rb") as fh:
+            before = os.fstat(fh.fileno())  # the file opened, which the path may no longer name
             head = fh.read(8)
             if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
                 got = head[4:8] if len(head) >= 8 else b"(file too short)"
                 raise ModelError(f"{path} is not a TFLite model: expected the identifier {TFLITE_IDENTIFIER!r} at "
                                  f"byte 4, got {got!r}; give a .tflite file made by a TFLite/LiteRT converter")
-            data = head + fh.read(info.st_size - 8 + 1)  # one byte more shows a file that grew while being read
+            fh.seek(0)
+            data = fh.read(info.st_size + 1)  # one byte more shows a file that grew while being read
+            after = os.fstat(fh.fileno())
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc.strerror}") from exc
     if len(data) > MAX_MODEL_BYTES:
         raise ModelError(f"{path} grew beyond {MAX_MODEL_BYTES} bytes while being read; give a .tflite file")
+    _checked.note_read(data, before, after, started)  # an unchanged file need not be checked again
     return data, str(path)
 
 
