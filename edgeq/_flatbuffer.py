@@ -61,7 +61,9 @@ _OPTIONS["CONV_3D_TRANSPOSE"] = _OPTIONS["CONV_3D"]
 _SLOTS = 16
 _STRUCTS = {fmt: struct.Struct("<" + fmt) for fmt in ("b", "B", "H", "i", "I", "q", "Q", "f")}
 _SIZES = {fmt: st.size for fmt, st in _STRUCTS.items()}
-_U32 = _STRUCTS["I"]
+_U32, _I32 = _STRUCTS["I"], _STRUCTS["i"]
+_VTABLE_HEAD = struct.Struct("<HH")
+_NO_SLOTS = (0,) * _SLOTS
 
 
 class _Numbers(Sequence):
@@ -119,15 +121,16 @@ class _Reader:
         """The field offsets of the vtable at ``vt``, padded to ``_SLOTS`` (0 = field absent)."""
         fields = self.vtables.get(vt)
         if fields is None:
-            _check(self.buf, vt, 4, f"{what} vtable")
-            vt_len, obj_len = struct.unpack_from("<HH", self.buf, vt)
+            if vt < 0 or vt + 4 > self.size:
+                _check(self.buf, vt, 4, f"{what} vtable")
+            vt_len, obj_len = _VTABLE_HEAD.unpack_from(self.buf, vt)
             if vt_len < 4 or vt_len % 2:
                 raise InvalidModel(f"{what} has a vtable of impossible size {vt_len}")
             _check(self.buf, vt, vt_len, f"{what} vtable")
             rels = struct.unpack_from(f"<{(vt_len - 4) // 2}H", self.buf, vt + 4)
-            if any(r >= obj_len for r in rels if r):
+            if rels and max(rels) >= obj_len and any(r >= obj_len for r in rels if r):
                 raise InvalidModel(f"{what} vtable has a field outside its table")
-            fields = self.vtables[vt] = (rels + (0,) * _SLOTS)[:_SLOTS]
+            fields = self.vtables[vt] = (rels + _NO_SLOTS)[:_SLOTS]
         return fields
 
 
@@ -144,8 +147,9 @@ class _Table:
         self.r = r
         self.buf = r.buf
         self.pos = pos
-        _check(r.buf, pos, 4, what)
-        self.fields = r.vtable(pos - struct.unpack_from("<i", r.buf, pos)[0], what)
+        if pos < 0 or pos + 4 > r.size:
+            _check(r.buf, pos, 4, what)
+        self.fields = r.vtable(pos - _I32.unpack_from(r.buf, pos)[0], what)
 
     def _field(self, slot: int) -> int:
         rel = self.fields[slot]
@@ -194,8 +198,9 @@ class _Table:
         return bytes(self.buf[start : start + n])
 
     def string(self, slot: int, what: str) -> str:
+        start, n = self.vector(slot, 1, what)
         try:
-            return self.bytes(slot, what).decode("utf-8")
+            return str(self.buf[start : start + n], "utf-8")
         except UnicodeDecodeError:  # the interpreter's Python bindings would raise on it later
             raise InvalidModel(f"{what} is not UTF-8 text") from None
 
@@ -344,7 +349,7 @@ class TFLiteFile:
     subgraphs: tuple[SubgraphInfo, ...]
     signatures: tuple[SignatureInfo, ...]
     buffer_sizes: Sequence[int]  # a tuple, or read lazily when the model was checked before
-    metadata: dict[str, bytes] = field(default_factory=dict)
+    metadata: Mapping[str, bytes] = field(default_factory=dict)  # read-only
 
     def op_counts(self) -> dict[str, int]:
         """Count the operators of every subgraph by op name."""
@@ -452,8 +457,7 @@ def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFi
         if model is None:
             model = _parse_once(buf, stamp)
             _checked.keep(data, stamp, model)
-        # a model kept from an earlier call: its own metadata dict (the rest is immutable)
-        return TFLiteFile(model.version, model.subgraphs, model.signatures, model.buffer_sizes, dict(model.metadata))
+        return model
     except InvalidModel as exc:
         raise ModelError(f"{name} is a corrupt TFLite model: {exc}; re-export or re-download it") from None
     except (struct.error, UnicodeDecodeError, OverflowError, ValueError, MemoryError, RecursionError) as exc:
@@ -547,16 +551,43 @@ def _parse(buf: memoryview, checked: bool) -> TFLiteFile:
     if not subgraphs:
         raise InvalidModel("the model has no subgraph")
     signatures = tuple(root.tables(7, "signature_defs", signature))
-    model = TFLiteFile(int(root.scalar(0, "I")), subgraphs, signatures, buffer_sizes, {})
+    index: dict[str, int] = {}
+    for key, i in meta_entries:
+        if i >= len(buffer_sizes):
+            raise InvalidModel(f"metadata {key!r} names buffer {i}, but the model has {len(buffer_sizes)} buffers")
+        index[key] = i
+    metadata = _Metadata(root, index)
+    model = TFLiteFile(int(root.scalar(0, "I")), subgraphs, signatures, buffer_sizes, metadata)
     if not checked:
         validate(model, len(buf))
         _check_string_buffers(root, model)
-    metadata = {}
-    for key, index in meta_entries:
-        if index >= len(buffer_sizes):
-            raise InvalidModel(f"metadata {key!r} names buffer {index}, but the model has {len(buffer_sizes)} buffers")
-        metadata[key] = _buffer_bytes(root, index)
-    return TFLiteFile(model.version, subgraphs, signatures, buffer_sizes, metadata)
+        for key in index:  # read now: a proven model's entries are read on first use
+            metadata[key]
+    return model
+
+
+class _Metadata(Mapping):
+    """The model's metadata entries by name (read-only); each value is read from its buffer on first use."""
+
+    __slots__ = ("_root", "_index", "_values")
+
+    def __init__(self, root: _Table, index: dict[str, int]) -> None:
+        self._root, self._index, self._values = root, index, {}
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = _buffer_bytes(self._root, self._index[key])
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 def _buffer_bytes(root: _Table, index: int) -> bytes:
