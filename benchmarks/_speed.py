@@ -12,7 +12,8 @@
   ``Model(path)`` load (file in the page cache), and, stricter, of the check plus the bare interpreter's load
   (``Interpreter(model_content=…)`` + ``allocate_tensors``): checked in full, proven in this process (the
   file's stamp or a byte compare), proven by an earlier process (the file's stamp, or the SHA-256 of a small file;
-  a marker on disk) and, for a file without a stamp, by its SHA-256 (see ``edgeq/_checked.py``).
+  a marker on disk) and, for a file without a stamp, by its SHA-256 (see ``edgeq/_checked.py``); CPU time of this
+  process, wall time alongside.
 """
 
 from __future__ import annotations
