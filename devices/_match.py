@@ -7,22 +7,22 @@ with these functions, so a fast start cannot pick another board than ``edgeq dev
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
 
 #: the folder holding the built-in board files (package data)
 BOARDS_DIR = Path(__file__).with_name("boards")
 
 
-class Rule(NamedTuple):
-    """The fields of one board file that choose and size a profile."""
+class Rule:
+    """The fields of one board file that choose and size a profile (a plain class: no generated code to compile)."""
 
-    key: str
-    model: str | None
-    arch: tuple[str, ...]
-    recommended_threads: int | None
+    __slots__ = ("key", "model", "arch", "recommended_threads")
+
+    def __init__(self, key: str, model: str | None, arch: tuple[str, ...], recommended_threads: int | None) -> None:
+        self.key, self.model, self.arch, self.recommended_threads = key, model, arch, recommended_threads
 
 
 def matches(model_rule: str | None, arch_rule: tuple[str, ...], model: str | None, arch: str | None) -> bool:
@@ -51,10 +51,11 @@ def builtin_rules() -> tuple[Rule, ...]:
             which and how).
     """
     rules = []
-    for path in sorted(BOARDS_DIR.glob("*.json"), key=lambda p: p.stem):
-        data = json.loads(path.read_text(encoding="utf-8"))
+    for key in sorted(n[:-5] for n in os.listdir(BOARDS_DIR) if n.endswith(".json")):  # os: faster than a glob
+        with open(os.path.join(BOARDS_DIR, f"{key}.json"), encoding="utf-8") as f:
+            data = json.load(f)
         match = data.get("match") or {}
-        rules.append(Rule(path.stem, match.get("model"), tuple(match.get("arch", ())), data.get("recommended_threads")))
+        rules.append(Rule(key, match.get("model"), tuple(match.get("arch", ())), data.get("recommended_threads")))
     return tuple(rules)
 
 

@@ -193,3 +193,11 @@ def test_the_fast_thread_default_picks_the_detected_board(board: str, machine, b
     assert recommended_threads(root, machine) == device.recommended_threads
     if machine is None:
         assert device.recommended_threads == EXPECTED[board]["threads"]
+
+
+def test_the_board_rules_are_the_profiles_fields_in_the_profiles_order():
+    from edgeq.devices import load_profiles
+    from edgeq.devices._match import builtin_rules
+
+    assert [(r.key, r.model, r.arch, r.recommended_threads) for r in builtin_rules()] == [
+        (p.key, p.match_model, p.match_arch, p.recommended_threads) for p in load_profiles().values()]
