@@ -22,6 +22,7 @@ SMOKE=${ARM64_SMOKE:-$REPO/../shared/tools/arm64-smoke.sh}
 ROOTFS=${ARM64_SMOKE_CACHE:-/var/cache/arm64-smoke}/rootfs-bookworm-arm64
 WORK=${WORK:-$(mktemp -d /tmp/edgeq-coldstart-arm64.XXXXXX)}
 MODEL=$REPO/samples/fashion_mnist/model_int8.tflite
+mkdir -p "$WORK"
 
 [[ $EUID -eq 0 ]] || { echo "coldstart_arm64.sh: must run as root (arm64-smoke.sh needs chroot)" >&2; exit 2; }
 [[ -d $ROOTFS/opt/venv ]] || { echo "coldstart_arm64.sh: no cached root fs at $ROOTFS; run $SMOKE $MODEL once" >&2; exit 2; }
