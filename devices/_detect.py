@@ -11,7 +11,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from edgeq.devices._cpuinfo import parse_cpuinfo
 from edgeq.devices._files import read_key_values, read_text
 from edgeq.devices._live import LiveState, kib_to_mb, read_live
 from edgeq.devices._profiles import match_profile
