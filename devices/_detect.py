@@ -6,17 +6,16 @@ import importlib.util
 import logging
 import platform
 import re
-import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from edgeq.devices._cpuinfo import parse_cpuinfo
 from edgeq.devices._files import read_key_values, read_text
 from edgeq.devices._live import LiveState, kib_to_mb, read_live
 from edgeq.devices._profiles import match_profile
 from edgeq.devices._revision import PiRevision, decode_revision
+from edgeq.devices._threads import identify, is_raspberry_pi
 
 logger = logging.getLogger(__name__)
 
@@ -187,44 +186,19 @@ def detect(root: str | Path = "/", machine: str | None = None) -> Device:
 
 def _board(root: str, machine: str | None) -> tuple[Any, str | None, PiRevision | None, str, Any]:
     """The CPU, board name, Pi revision, architecture and matching profile of the tree below ``root``."""
-    cpu = parse_cpuinfo(read_text(root, "proc/cpuinfo"))
-    model = read_text(root, "proc/device-tree/model") or cpu.model
-    raspberry_pi = (model or "").startswith("Raspberry Pi") or (cpu.hardware or "").startswith("BCM2")
-    revision = decode_revision(cpu.revision) if raspberry_pi else None
-    arch = machine or (_python_machine() if Path(root) == Path("/") else cpu.arch)
-    board = model or _board_without_device_tree(root, revision)
+    cpu, model, board, arch = identify(root, machine)
+    revision = decode_revision(cpu.revision) if is_raspberry_pi(cpu, model) else None
     return cpu, board, revision, arch, match_profile(board, arch)
-
-
-@lru_cache(maxsize=1)
-def recommended_threads() -> int:
-    """``current().recommended_threads`` without probing the backend, camera and OS: the runtime's thread default."""
-    cpu, _, _, _, profile = _board("/", None)
-    return profile.threads_for(cpu.physical_cores)
 
 
 @lru_cache(maxsize=1)
 def current() -> Device:
     """The device edgeq runs on, detected once per process (``current.cache_clear()`` re-detects).
 
-    This is what ``edgeq profile`` puts in its reports and where the runtime takes its default
-    thread count from.
+    This is what ``edgeq profile`` puts in its reports; the runtime's thread default reads the same board rules
+    without the rest (:func:`edgeq.devices._threads.recommended_threads`).
     """
     return detect("/")
-
-
-def _python_machine() -> str:
-    machine = platform.machine()
-    if machine in ("aarch64", "arm64") and struct.calcsize("P") == 4:
-        return "armv7l"  # 32-bit Raspberry Pi OS on a 64-bit kernel: wheels must be armv7l
-    return "aarch64" if machine == "arm64" else machine
-
-
-def _board_without_device_tree(root: str, revision: PiRevision | None) -> str | None:
-    if revision:
-        return f"Raspberry Pi {revision.board_type}"
-    vendor, product = read_text(root, "sys/class/dmi/id/sys_vendor"), read_text(root, "sys/class/dmi/id/product_name")
-    return " ".join(p for p in (vendor, product) if p) or None
 
 
 def _camera(root: str) -> CameraInfo:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
 
+from edgeq.devices import _match
+from edgeq.devices._match import BOARDS_DIR
 from edgeq.errors import UsageError
 
 if TYPE_CHECKING:
     from edgeq.devices._detect import Device
 
-#: the folder holding the built-in board files (package data)
-BOARDS_DIR = Path(__file__).with_name("boards")
 #: the quantization modes every profile rates (other mode keys may be rated too)
 MODES: tuple[str, ...] = ("int8", "uint8", "int16x8", "dynamic", "float16", "float32")
 #: how well a mode fits a board, best first
@@ -127,17 +127,15 @@ class BoardProfile:
     @property
     def specificity(self) -> int:
         """2 for a profile matched by model string, 1 by architecture only, 0 for the catch-all."""
-        return 2 if self.match_model else 1 if self.match_arch else 0
+        return _match.specificity(self.match_model, self.match_arch)
 
     def matches(self, model: str | None, arch: str | None) -> bool:
         """Whether a device with this model string and architecture belongs to this family."""
-        if self.match_arch and arch not in self.match_arch:
-            return False
-        return self.match_model is None or bool(model and re.search(self.match_model, model))
+        return _match.matches(self.match_model, self.match_arch, model, arch)
 
     def threads_for(self, physical_cores: int | None) -> int:
         """The interpreter threads to use on a device of this family with ``physical_cores`` cores."""
-        return self.recommended_threads or max(1, physical_cores or 1)
+        return _match.threads_for(self.recommended_threads, physical_cores)
 
     def to_dict(self) -> dict[str, Any]:
         """The profile in the layout of its JSON file, plus its ``key``."""

@@ -98,9 +98,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
     custom = getattr(importlib.import_module(f"edgeq._commands.{name}"), "parse", None)
     rest = join_dash_values(sub, tokens[1:])
-    args = custom(sub, rest) if custom else sub.parse_intermixed_args(rest)
+    args = custom(sub, rest) if custom else _parse_intermixed(sub, rest)
     args.command, args.debug = name, debug
     return args
+
+
+def _parse_intermixed(parser: argparse.ArgumentParser, tokens: list[str]) -> argparse.Namespace:
+    """``parser.parse_intermixed_args(tokens)``, in one plain pass when the positionals come in one run.
+
+    argparse's intermixed mode formats the whole usage text and parses twice (~1 ms of a start on x86, several
+    times that on a Pi); it is needed only when positionals follow options (``run M --top 3 photo.jpg``), which
+    leaves tokens over after a plain pass. Without leftovers both give the same namespace.
+    """
+    args, rest = parser.parse_known_args(tokens)
+    return parser.parse_intermixed_args(tokens) if rest else args
 
 
 def join_dash_values(parser: argparse.ArgumentParser, tokens: list[str]) -> list[str]:

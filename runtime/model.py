@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from edgeq._flatbuffer import TFLiteFile, parse
-from edgeq._io import read_model_bytes
 from edgeq._native import quiet_native_output
 from edgeq.errors import DataError, DeviceError, InferenceError, ModelError, UsageError
-from edgeq.metadata import METADATA_NAME, ModelMetadata, Preprocess
 from edgeq.runtime.backend import Backend, get_backend
 from edgeq.runtime.preprocess import FloatQuantizer, apply_table, default_preprocess, dequantize, load_image, quantize_table
 from edgeq.runtime.preprocess import normalize, resize_pixels
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # the model check and the metadata reader load with the first model, not with the package
+    from edgeq._flatbuffer import TFLiteFile
+    from edgeq.metadata import ModelMetadata, Preprocess
+
 
 _IMAGE_TYPES = (str, os.PathLike)
 
@@ -89,7 +88,7 @@ def check_threads(threads: Any) -> int:
 
 def _default_threads() -> int:
     try:
-        from edgeq.devices._detect import recommended_threads  # not current(): no backend, camera or OS probe
+        from edgeq.devices._threads import recommended_threads  # not current(): no device or profile objects
 
         return max(1, int(recommended_threads()))
     except Exception:  # noqa: BLE001 - detection is best effort; never block inference on it
@@ -142,6 +141,10 @@ class Model:
         preprocess: Preprocess | None = None,
         labels: Sequence[str] | None = None,
     ) -> None:
+        from edgeq._flatbuffer import parse
+        from edgeq._io import read_model_bytes
+        from edgeq.metadata import METADATA_NAME, ModelMetadata
+
         started = time.perf_counter()
         data, self.name = read_model_bytes(path)
         self.path = None if isinstance(path, (bytes, bytearray)) else os.fspath(path)
@@ -336,6 +339,8 @@ class Model:
         if pp is None:
             raise DataError(f"input {spec.name!r} of shape {list(spec.shape)} is not an image input; pass an array")
         if pp.size is None:
+            from edgeq.metadata import Preprocess
+
             pp = Preprocess(**{**pp.to_dict(), "size": spec.shape[1:3], "mean": pp.mean, "std": pp.std})
         return pp
 

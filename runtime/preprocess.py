@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeq.errors import DataError
-from edgeq.metadata import Preprocess
 
 if TYPE_CHECKING:
+    from edgeq.metadata import Preprocess
     from PIL import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -197,4 +197,6 @@ def default_preprocess(shape: tuple[int, ...]) -> Preprocess | None:
     """The documented default for an NHWC image input without metadata: stretch, RGB or grayscale, 0–1."""
     if len(shape) != 4 or shape[3] not in (1, 3) or min(shape[1:3]) < 1:
         return None
+    from edgeq.metadata import Preprocess  # loaded with the first model (see edgeq.runtime.model)
+
     return Preprocess(size=(shape[1], shape[2]), color="grayscale" if shape[3] == 1 else "rgb")

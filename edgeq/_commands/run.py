@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 from pathlib import Path
 
@@ -150,6 +149,8 @@ def _jsonable(record: dict) -> dict:
 
 def _csv(records: list[dict], classifier: bool, k: int) -> str:
     """One row per input (classifiers: the top-K labels and scores), or per input and output (min/max/mean)."""
+    import csv
+
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if classifier:

@@ -113,3 +113,26 @@ def test_the_schema_link_in_profile_output(tmp_path: Path, capsys: pytest.Captur
                  "--json-out", str(out)]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert f"report written to {out} (schema_version 1; fields documented at https://" in err
+
+
+#: token orders of each kind: positionals first, last, split by options, none, and a bad option
+ORDERS = [["m.tflite", "a.jpg", "b.jpg", "--top", "3"], ["--top", "3", "m.tflite", "a.jpg"],
+          ["m.tflite", "--top", "3", "a.jpg", "--every", "2", "b/"], ["m.tflite", "--random", "--json"],
+          ["m.tflite"], ["--threads", "2", "m.tflite", "--json-out", "r.json", "x.npy"]]
+
+
+@pytest.mark.parametrize("tokens", ORDERS)
+@pytest.mark.parametrize("command", ["run", "profile", "inspect", "eval", "convert"])
+def test_the_one_pass_parse_gives_what_intermixed_parsing_gives(command: str, tokens: list[str],
+                                                                capsys: pytest.CaptureFixture) -> None:
+    from edgeq.cli import _parse_intermixed
+
+    sub = next(a for a in build_parser(only=command)._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+
+    def outcome(parse) -> tuple:  # type: ignore[no-untyped-def]
+        try:
+            return ("ok", vars(parse()))
+        except SystemExit as exc:
+            return ("exit", exc.code, capsys.readouterr().err)
+
+    assert outcome(lambda: _parse_intermixed(sub, tokens)) == outcome(lambda: sub.parse_intermixed_args(tokens))

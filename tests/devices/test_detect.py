@@ -174,6 +174,30 @@ def test_current_is_detected_once() -> None:
 
 
 def test_the_runtime_thread_default_is_the_detected_one():
-    from edgeq.devices._detect import recommended_threads
+    from edgeq.devices._threads import recommended_threads
 
     assert recommended_threads() == current().recommended_threads
+
+
+@pytest.mark.parametrize("board", sorted(EXPECTED))
+@pytest.mark.parametrize("machine", [None, "armv7l"])
+def test_the_fast_thread_default_picks_the_detected_board(board: str, machine, board_root) -> None:  # type: ignore[no-untyped-def]
+    from edgeq.devices._match import best, builtin_rules
+    from edgeq.devices._threads import identify, recommended_threads
+
+    root = str(board_root(board))
+    device = detect(root, machine=machine)
+    _, _, name, arch = identify(root, machine)
+    assert (name, arch) == (device.board, device.arch)
+    assert best(builtin_rules(), name, arch).key == device.profile  # the same board, not only the same count
+    assert recommended_threads(root, machine) == device.recommended_threads
+    if machine is None:
+        assert device.recommended_threads == EXPECTED[board]["threads"]
+
+
+def test_the_board_rules_are_the_profiles_fields_in_the_profiles_order():
+    from edgeq.devices import load_profiles
+    from edgeq.devices._match import builtin_rules
+
+    assert [(r.key, r.model, r.arch, r.recommended_threads) for r in builtin_rules()] == [
+        (p.key, p.match_model, p.match_arch, p.recommended_threads) for p in load_profiles().values()]
