@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   edgeq qat model.keras --train labelled_images/ --epochs 2 --out model_qat.tflite
   edgeq qat model.keras --train train.npz --epochs 3 --learning-rate 1e-4 --out m.tflite --labels labels.txt
   edgeq qat model.keras --train labelled/ --data calib/ --samples 2000 --out m.tflite   # --data: optional
+  edgeq qat model.keras --train train.npz --weights int4 --epochs 2 --out m_int4.tflite   # int4 weights, float activations
   edgeq eval model_qat.tflite --data eval/ --reference model_int8.tflite   # QAT vs post-training int8
 
 Training data: class sub-folders of images, a labels CSV (image,label), or a .npz with x (preprocessed
@@ -44,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
     p.add_argument("--labels", help="class names, one per line: embedded, and matched with the data's class names")
     p.add_argument("--io", help="input/output type: int8 (default), uint8, or float around the integer body")
+    p.add_argument("--weights", choices=("int8", "int4"), default="int8",
+                   help="int8 (default): full-integer model. int4: train for int4 weights as convert --mode "
+                   "int4-weights stores them (Conv2D/Dense per output channel; depthwise kernels stay float); "
+                   "activations are not fake-quantized, they stay float (no --io)")
     p.add_argument("--min-agreement", type=float, help="fail (exit 1, file kept) if top-1 agreement is below this fraction")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     add_json_options(p)
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                 args.model, args.train, args.out, epochs=args.epochs, data=args.data, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, samples=args.samples, seed=args.seed, resize=args.resize,
                 normalize=args.normalize, bgr=args.bgr, labels=args.labels, io=args.io, force=args.force,
-                min_agreement=args.min_agreement,
+                min_agreement=args.min_agreement, weights=args.weights,
             )
         except CheckFailed as exc:
             failure, result = exc, exc.result  # type: ignore[attr-defined]
