@@ -1,4 +1,4 @@
-"""``edgeq qat``: quantization-aware training of a Keras 3 model, then a verified full-integer TFLite model."""
+"""``edgeq qat``: quantization-aware training of a Keras 3 model, then a verified full-integer (or int4-weight) TFLite model."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "qat", help="quantization-aware training (Keras 3), then a verified full-integer TFLite model",
         description="Fine-tune a Keras 3 model with fake quantization (BatchNorm folded, weights per channel for "
         "convolutions and per tensor for Dense, activation ranges learnt in training), then convert it to int8 "
-        "with the trained ranges and verify it against the float model on held-back samples.",
+        "with the trained ranges and verify it against the float model on held-back samples. With --weights int4: "
+        "int4 weights fake-quantized as ai-edge-quantizer stores them, float activations, exported as "
+        "convert --mode int4-weights.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help=".keras or .h5 file (Sequential or Functional)")
