@@ -16,7 +16,8 @@ quantization-awareness.
 
 With ``--weights int4`` (or ``int8,int4``, the default) the same for int4 weights (``--mode int4-weights``: int4
 Conv2D/Dense weights, float activations): PTQ int4 (plain rounding), PTQ int4 ``--refine``, QAT int4
-(``edgeq.qat(weights="int4")``) and the fine-tuned float control converted to int4.
+(``edgeq.qat(weights="int4")``, whose learning rate decays to 0, cosine) and the float control fine-tuned with the
+same schedule, converted to int4.
 
     python benchmarks/qat_vs_ptq.py                      # ~10 min on a 2-core VM
     python benchmarks/qat_vs_ptq.py --weights int4 --out /tmp/qat4.json  # int4 rows only; JSON with every figure
@@ -114,15 +115,17 @@ def run_case(name: str, model_path: Path, data: dict[str, Any], work: Path, epoc
                             "agreement_with_trained": qat.conversion.verification.agreement,
                             "sqnr_vs_trained_db": qat.conversion.verification.sqnr_db}
 
-    # control: the same fine-tuning in float (same images as QAT trained on, same epochs, batch and optimizer)
-    keras.utils.set_random_seed(0)
-    tuned = keras.models.load_model(model_path, compile=False)
-    tuned.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy")
-    tuned.fit(ft_x, ft_y, epochs=epochs, batch_size=32, verbose=0)
-    tuned_path = work / f"{name}_finetuned.keras"
-    tuned.save(tuned_path)
-    rows["finetuned_float"] = {"accuracy": keras_accuracy(tuned, x_test, y_test)}
+    # control: the same fine-tuning in float (same images as QAT trained on, same epochs, batch and optimizer;
+    # for int4 the same cosine decay of the learning rate as QAT int4)
     for w in weights:
+        keras.utils.set_random_seed(0)
+        tuned = keras.models.load_model(model_path, compile=False)
+        rate = keras.optimizers.schedules.CosineDecay(lr, -(-len(ft_y) // 32) * epochs) if w == "int4" else lr
+        tuned.compile(keras.optimizers.Adam(rate), "sparse_categorical_crossentropy")
+        tuned.fit(ft_x, ft_y, epochs=epochs, batch_size=32, verbose=0)
+        tuned_path = work / f"{name}_finetuned_{w}.keras"
+        tuned.save(tuned_path)
+        rows[f"finetuned_float_{w}"] = {"accuracy": keras_accuracy(tuned, x_test, y_test)}
         ft_ptq = edgeq.convert(tuned_path, calib, work / f"{name}_ft_ptq_{w}.tflite", samples=200, force=True, **ptq_modes[w])
         rows[f"finetuned_ptq_{w}"] = {"accuracy": tflite_accuracy(ft_ptq.out, x_test, y_test), "bytes": ft_ptq.out.stat().st_size}
     return rows
@@ -208,11 +211,11 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {name} | {f:.2f} % | {p:.2f} % | {q:.2f} % | {q - p:+.2f} pts | {c:.2f} % | {sizes} |")
     if "int4" in weights:
         lines += ["", "int4 weights (`--mode int4-weights`: int4 Conv2D/Dense weights per channel, float activations):", "",
-                  "| model | float | PTQ int4 | PTQ int4 --refine | QAT int4 | QAT − float | control: fine-tuned float "
+                  "| model | float | PTQ int4 | PTQ int4 --refine | QAT int4 | QAT − float | control: fine-tuned float (cosine) "
                   "| control → PTQ int4 | size PTQ / QAT |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, r in results["cases"].items():
             f, p, pr, q, t, c = (r[k]["accuracy"] * 100 for k in ("float", "ptq_int4", "ptq_int4_refine", "qat_int4",
-                                                                    "finetuned_float", "finetuned_ptq_int4"))
+                                                                    "finetuned_float_int4", "finetuned_ptq_int4"))
             sizes = " / ".join(f"{r[k]['bytes'] / 1024:.1f} KB" for k in ("ptq_int4", "qat_int4"))
             lines.append(f"| {name} | {f:.2f} % | {p:.2f} % | {pr:.2f} % | {q:.2f} % | {q - f:+.2f} pts | {t:.2f} % | "
                          f"{c:.2f} % | {sizes} |")

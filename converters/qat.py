@@ -152,7 +152,8 @@ def qat(
             trained model (what the verification table shows) is lower.
         weights: ``int8`` (full integer model), or ``int4``: int4 Conv2D/Dense weights per output channel with float
             activations, as ``convert --mode int4-weights`` stores them (the ``[int4]`` extra); ``io`` must then be
-            ``float`` or unset.
+            ``float`` or unset. The learning rate then decays to 0 over the epochs (cosine), so the weights settle
+            on the coarse int4 grid.
 
     Returns:
         A :class:`QatResult`.
@@ -200,7 +201,7 @@ def qat(
         qat_model = build_qat_model(float_model, plan)
         if weights == "int4":
             _weight_only_int4(qat_model)
-        setup = training_setup(model, float_model, training, learning_rate)
+        setup = training_setup(model, float_model, training, learning_rate, decay_epochs=epochs if weights == "int4" else None)
         epoch_stats = fine_tune(qat_model, training, setup, epochs)
         ranges = trained_ranges(qat_model) if weights == "int8" else {}
         seconds["train"] = time.perf_counter() - t0

@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", choices=("int8", "int4"), default="int8",
                    help="int8 (default): full-integer model. int4: train for int4 weights as convert --mode "
                    "int4-weights stores them (Conv2D/Dense per output channel; depthwise kernels stay float); "
-                   "activations are not fake-quantized, they stay float (no --io)")
+                   "activations are not fake-quantized, they stay float (no --io); the learning rate decays to 0 over "
+                   "the epochs (cosine)")
     p.add_argument("--min-agreement", type=float, help="fail (exit 1, file kept) if top-1 agreement is below this fraction")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     add_json_options(p)

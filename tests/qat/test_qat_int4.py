@@ -134,6 +134,8 @@ def test_int4_qat_exports_the_trained_integers_and_reproduces_the_trained_model(
     assert np.abs(original - want).max() > 1e-3  # the check tells int4 weights from float ones
     v = result.conversion.verification
     assert v.agreement == 1.0 and v.sqnr_db > 80
+    assert "cosine decay to 0" in result.training["setup"]  # int4 weights settle: the rate ends at 0
+    assert float(np.asarray(trained.optimizer.learning_rate)) < 1e-9
 
 
 def test_cli_int4_json_and_a_bad_combination(tiny, tmp_path, capsys):
