@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
     p.add_argument("--labels", help="class names, one per line: embedded, and matched with the data's class names")
     p.add_argument("--io", help="input/output type: int8 (default), uint8, or float around the integer body")
-    p.add_argument("--weights", choices=("int8", "int4"), default="int8",
-                   help="int8 (default): full-integer model. int4: train for int4 weights as convert --mode "
+    p.add_argument("--weights", default="int8",
+                   help="int8 (default): full-integer model; int4: train for int4 weights as convert --mode "
                    "int4-weights stores them (Conv2D/Dense per output channel; depthwise kernels stay float); "
                    "activations are not fake-quantized, they stay float (no --io); the learning rate decays to 0 over "
                    "the epochs (cosine)")

@@ -12,7 +12,6 @@ import pytest
 import edgeq
 from edgeq._flatbuffer import parse
 from edgeq.cli import main
-from edgeq.errors import UsageError
 from edgeq.metadata import read_metadata
 from edgeq.runtime import Model
 
@@ -154,5 +153,7 @@ def test_cli_int4_json_and_a_bad_combination(tiny, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 0
     assert err.startswith("UsageError: --weights int4 keeps float activations") and "drop --io int8" in err
     assert not (tmp_path / "bad.tflite").exists()
-    with pytest.raises(UsageError, match="--weights must be one of int8, int4. Received: 'int2'"):
-        edgeq.qat(tiny["model"], tiny["train"], tmp_path / "x.tflite", weights="int2")
+    code = main(["qat", str(tiny["model"]), "--train", str(tiny["train"]), "--weights", "int2", "--out", str(tmp_path / "x.tflite")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "UsageError: --weights must be one of int8, int4. Received: 'int2'"
+    assert [p.name for p in tmp_path.iterdir()] == ["cli4.tflite"]  # the refused runs wrote nothing
