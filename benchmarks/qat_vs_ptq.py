@@ -19,8 +19,8 @@ Conv2D/Dense weights, float activations): PTQ int4 (plain rounding), PTQ int4 ``
 (``edgeq.qat(weights="int4")``, whose learning rate decays to 0, cosine) and the float control fine-tuned with the
 same schedule, converted to int4.
 
-    python benchmarks/qat_vs_ptq.py                      # ~10 min on a 2-core VM
-    python benchmarks/qat_vs_ptq.py --weights int4 --out /tmp/qat4.json  # int4 rows only; JSON with every figure
+    python benchmarks/qat_vs_ptq.py                      # ~15 min on a busy 2-core VM (int4 rows alone: ~10 min)
+    python benchmarks/qat_vs_ptq.py --weights int4 --epochs 2 --learning-rate 3e-4 --out /tmp/qat4.json  # the int4 results
 
 Accuracy differences below ~0.5 points on 10 000 images (~0.3 % standard error) are noise.
 """
