@@ -47,8 +47,8 @@ from edgeq.runtime.model import Model
 
 from edgeq.converters.convert import ConversionResult, read_labels
 from edgeq.converters.datasets import load_samples
-from edgeq.converters.modes import PostProcessed
 from edgeq.converters.embed import embed_metadata
+from edgeq.converters.modes import PostProcessed
 from edgeq.converters.qat_data import TrainingData, load_training_data
 from edgeq.converters.qat_graph import check_plan, input_layer_names, plan_model
 from edgeq.converters.source import SourceModel, load_source
