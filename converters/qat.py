@@ -13,6 +13,13 @@ TF-MOT rejects Keras 3 models, so edgeq brings its own QAT:
 5. the int8 model is verified like ``convert``'s, against the model as trained (which it must reproduce),
    and compared with the original float model; it is written atomically with the ``edgeq`` metadata
    (``quant.calibration.method == "qat"``).
+
+With ``weights="int4"`` the model trains for ``convert --mode int4-weights`` instead: Conv2D and Dense weights
+(pointwise kernels of separable convolutions included) are fake-quantized per output channel exactly as
+ai-edge-quantizer stores int4 weights, depthwise kernels stay float as that mode leaves them, and activations are
+not fake-quantized (the mode computes in float). The trained model is exported as float32 (the fake-quantized
+weights fold into constants on the int4 grid), then stored in int4 by the same ai-edge-quantizer pass as
+``convert``, which re-reads exactly the trained integers.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from edgeq.runtime.model import Model
 from edgeq.converters.convert import ConversionResult, read_labels
 from edgeq.converters.datasets import load_samples
 from edgeq.converters.embed import embed_metadata
+from edgeq.converters.modes import PostProcessed
 from edgeq.converters.qat_data import TrainingData, load_training_data
 from edgeq.converters.qat_graph import check_plan, input_layer_names, plan_model
 from edgeq.converters.source import SourceModel, load_source
@@ -50,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: ``--io`` values of a QAT model
 QAT_IO = ("int8", "uint8", "float")
+#: ``--weights`` values -> the conversion mode the QAT model is exported in (its metadata ``quant.mode``)
+QAT_WEIGHTS = {"int8": "int8", "int4": "int4-weights"}
 
 
 @dataclass
@@ -61,11 +71,14 @@ class QatResult:
         epochs: per-epoch training loss/accuracy (:class:`~edgeq.converters.qat_train.EpochStats`).
         training: how it trained: samples, batch size, loss/optimizer and where they came from.
         layers: the plan: what happened to each layer (``quantize``/``fold``/``fuse``/``range``/``keep``/``fixed``).
-        ranges: every trained activation range, ``name -> (min, max)``; int8 scale = ``(max - min) / 255``.
-        accuracy: top-1 of the float model and of the QAT int8 model on the held-out labelled samples
-            (``None`` when no labelled samples were held out).
+        ranges: every trained activation range, ``name -> (min, max)``; int8 scale = ``(max - min) / 255``
+            (none with ``weights="int4"``: activations stay float).
+        accuracy: top-1 of the float model and of the QAT model (``qat_int8`` or ``qat_int4``) on the held-out
+            labelled samples (``None`` when no labelled samples were held out).
         original: the int8 model against the original float model (``conversion.verification`` compares it
             with the model as trained, fake quantization included, which it must reproduce).
+        trained_model: the fine-tuned Keras model, fake quantization included (what the file reproduces);
+            not in :meth:`to_dict`.
     """
 
     conversion: ConversionResult
@@ -75,6 +88,7 @@ class QatResult:
     ranges: dict[str, tuple[float, float]]
     accuracy: dict[str, Any] | None = None
     original: Verification | None = None
+    trained_model: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def out(self) -> Any:
@@ -109,6 +123,7 @@ def qat(
     io: str | None = None,
     force: bool = False,
     min_agreement: float | None = None,
+    weights: str = "int8",
 ) -> QatResult:
     """Fine-tune a Keras model with fake quantization, then convert it to a full-integer TFLite model.
 
@@ -135,6 +150,10 @@ def qat(
         force: overwrite ``out`` if it exists.
         min_agreement: fail (raise :class:`CheckFailed`, file kept) if the int8 model's top-1 agreement with the
             trained model (what the verification table shows) is lower.
+        weights: ``int8`` (full integer model), or ``int4``: int4 Conv2D/Dense weights per output channel with float
+            activations, as ``convert --mode int4-weights`` stores them (the ``[int4]`` extra); ``io`` must then be
+            ``float`` or unset. The learning rate then decays to 0 over the epochs (cosine), so the weights settle
+            on the coarse int4 grid.
 
     Returns:
         A :class:`QatResult`.
@@ -144,10 +163,15 @@ def qat(
         ModelError: the model is missing, not a Keras model, or has no trainable layer.
         DataError: the training data is missing, empty, or its labels do not fit the model's output.
         ConversionError: a layer cannot be fake-quantized (named), or an op would stay float.
-        DependencyMissing: TensorFlow/Keras (the ``[convert]`` extra) is not installed.
+        DependencyMissing: TensorFlow/Keras (the ``[convert]`` extra) is not installed; for ``weights="int4"``,
+            ai-edge-quantizer (the ``[int4]`` extra).
         CheckFailed: ``min_agreement`` was not met; the model was written.
     """
-    _check_options(epochs, batch_size, learning_rate, io, min_agreement)
+    _check_options(epochs, batch_size, learning_rate, io, min_agreement, weights)
+    if weights == "int4":
+        from edgeq.converters.weight_only import quantizer_module
+
+        quantizer_module()  # the [int4] extra, checked before any training
     out = check_output_path(out, force, inputs=(model, train, data, labels))
     label_names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels or ())
     keras = _lazy.keras()
@@ -175,15 +199,22 @@ def qat(
         t0 = time.perf_counter()
         keras.utils.set_random_seed(seed)
         qat_model = build_qat_model(float_model, plan)
-        setup = training_setup(model, float_model, training, learning_rate)
+        if weights == "int4":
+            _weight_only_int4(qat_model)
+        setup = training_setup(model, float_model, training, learning_rate, decay_epochs=epochs if weights == "int4" else None)
         epoch_stats = fine_tune(qat_model, training, setup, epochs)
-        ranges = trained_ranges(qat_model)
+        ranges = trained_ranges(qat_model) if weights == "int8" else {}
         seconds["train"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        tflite = _convert_trained(qat_model, workdir, io or "int8", representative, [s.name for s in source.inputs])
+        stored = None
+        if weights == "int4":
+            stored = _convert_int4_weights(qat_model, workdir)
+            tflite = stored.model
+        else:
+            tflite = _convert_trained(qat_model, workdir, io or "int8", representative, [s.name for s in source.inputs])
         seconds["convert"] = time.perf_counter() - t0
-    left = float_ops(parse(tflite))
+    left = float_ops(parse(tflite)) if weights == "int8" else []
     if left:
         raise ConversionError(f"the QAT model converted with op(s) {', '.join(left)} left in float; "
                               "use edgeq convert --mode int16x8 or dynamic for this model")
@@ -203,7 +234,7 @@ def qat(
     # it from the original float model is reported beside
     verification = verify(_trained_source(source, qat_model), converted, samples_used, held_out)
     original = verify(source, converted, samples_used, held_out)
-    accuracy = _held_out_accuracy(source, converted, training)
+    accuracy = _held_out_accuracy(source, converted, training, weights)
     seconds["verify"] = time.perf_counter() - t0
 
     input_ranges = [{"name": name, "min": ranges[name + "_range"][0], "max": ranges[name + "_range"][1]}
@@ -214,8 +245,11 @@ def qat(
         "inputs": input_ranges,
     }
     preprocess = representative.preprocess if representative is not None and representative.preprocess else training.preprocess
+    if stored is not None:
+        notes.extend(stored.notes)
     metadata = ModelMetadata(
-        quant=QuantInfo("int8", _tensor_type(converted, "inputs"), _tensor_type(converted, "outputs"), calibration=calibration),
+        quant=QuantInfo(QAT_WEIGHTS[weights], _tensor_type(converted, "inputs"), _tensor_type(converted, "outputs"),
+                        calibration=calibration, weights=stored.recipe if stored is not None else None),
         source=source.source_info(), labels=label_names, preprocess=preprocess, edgeq_version=__version__,
         verification=verification.to_dict(),
     )
@@ -226,7 +260,7 @@ def qat(
         conversion, epoch_stats,
         {"samples": training.samples, "held_out": int(len(training.held_out_x)), "batch_size": batch_size,
          "setup": setup.describe(), "source": training.source},
-        plan.to_dict(), ranges, accuracy, original,
+        plan.to_dict(), ranges, accuracy, original, qat_model,
     )
     if min_agreement is not None and verification.agreement is not None and verification.agreement < min_agreement:
         failure = CheckFailed(f"top-1 agreement {verification.agreement:.3f} with the trained model is below --min-agreement "
@@ -236,7 +270,13 @@ def qat(
     return result
 
 
-def _check_options(epochs: int, batch_size: int, learning_rate: float | None, io: str | None, min_agreement: float | None) -> None:
+def _check_options(epochs: int, batch_size: int, learning_rate: float | None, io: str | None, min_agreement: float | None,
+                   weights: str) -> None:
+    if weights not in QAT_WEIGHTS:
+        raise UsageError(f"--weights must be one of {', '.join(QAT_WEIGHTS)}. Received: {weights!r}")
+    if weights == "int4" and io not in (None, "float"):
+        raise UsageError(f"--weights int4 keeps float activations (int4 weights only, as convert --mode int4-weights), so "
+                         f"inputs and outputs are float; drop --io {io}, or use --weights int8 for an integer model")
     if not isinstance(epochs, int) or epochs < 1:
         raise UsageError(f"--epochs must be a whole number of at least 1 (QAT needs to train). Received: {epochs}")
     if batch_size < 1:
@@ -249,13 +289,66 @@ def _check_options(epochs: int, batch_size: int, learning_rate: float | None, io
         raise UsageError(f"--min-agreement is a fraction between 0 and 1. Received: {min_agreement}")
 
 
-def _convert_trained(qat_model: Any, workdir: str, io: str, representative: Any, input_names: list[str]) -> bytes:
-    """The trained model → full-integer TFLite; the converter takes the ranges from the fake-quant ops."""
+def _weight_only_int4(qat_model: Any) -> None:
+    """Switch a built QAT model to int4 weight-only training: int4 weights, every activation range passes through."""
+    from edgeq.converters.qat_layers import QuantizedConv, RangeQuantizer
+
+    for layer in qat_model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, RangeQuantizer):
+            layer.enabled = False
+        elif isinstance(layer, QuantizedConv):
+            layer.weight_bits = 4
+
+
+def _int4_kernels(qat_model: Any) -> int:
+    """How many weight tensors int4 QAT fake-quantizes (every Conv2D/Dense kernel, separable pointwise ones)."""
+    from edgeq.converters.qat_layers import QuantizedConv
+
+    return sum(1 for layer in qat_model._flatten_layers(include_self=False, recursive=True)
+               if isinstance(layer, QuantizedConv) and layer.kind != "depthwise")
+
+
+def _export(qat_model: Any, workdir: str) -> Any:
+    """The trained model as a SavedModel, and a ``TFLiteConverter`` reading it."""
     tf = _lazy.tensorflow()
     export_dir = os.path.join(workdir, "qat_saved_model")
     with step("Exporting the trained model"), quiet_native_output():
         qat_model.export(export_dir, format="tf_saved_model", verbose=False)
-    converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
+    return tf.lite.TFLiteConverter.from_saved_model(export_dir)
+
+
+def _run_converter(converter: Any, title: str) -> bytes:
+    with step(title), warnings.catch_warnings(), quiet_native_output():
+        warnings.filterwarnings("ignore", category=UserWarning, module="tensorflow")
+        try:
+            return bytes(converter.convert())
+        except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError, RuntimeError, ValueError…
+            first = next((line.strip() for line in str(exc).splitlines() if "error" in line.lower()), str(exc).strip()[:300])
+            raise ConversionError(f"the converter failed on the trained QAT model: {first[:400]}") from exc
+
+
+def _convert_int4_weights(qat_model: Any, workdir: str) -> PostProcessed:
+    """The trained model → float32 TFLite (fake-quantized weights fold into constants) → int4 weights.
+
+    Raises:
+        ConversionError: the converter failed, or stored a different number of int4 weight tensors than QAT trained.
+    """
+    from edgeq.converters.weight_only import quantize_weights
+
+    tflite = _run_converter(_export(qat_model, workdir), "Converting (QAT, float32)")
+    with step("Storing int4 weights"):
+        stored = quantize_weights(tflite, 4)
+    trained, written = _int4_kernels(qat_model), sum(stored.recipe["quantized"].values())
+    if written != trained:
+        raise ConversionError(f"QAT trained {trained} int4 weight tensor(s) but the int4 export stored {written}; "
+                              "use edgeq convert --mode int4-weights for this model")
+    return stored
+
+
+def _convert_trained(qat_model: Any, workdir: str, io: str, representative: Any, input_names: list[str]) -> bytes:
+    """The trained model → full-integer TFLite; the converter takes the ranges from the fake-quant ops."""
+    tf = _lazy.tensorflow()
+    converter = _export(qat_model, workdir)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if io != "float":
         converter.inference_input_type = getattr(tf, io)
@@ -268,13 +361,7 @@ def _convert_trained(qat_model: Any, workdir: str, io: str, representative: Any,
                 yield dict(zip(input_names, sample))
 
         converter.representative_dataset = dataset
-    with step("Converting (QAT int8)"), warnings.catch_warnings(), quiet_native_output():
-        warnings.filterwarnings("ignore", category=UserWarning, module="tensorflow")
-        try:
-            return bytes(converter.convert())
-        except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError, RuntimeError, ValueError…
-            first = next((line.strip() for line in str(exc).splitlines() if "error" in line.lower()), str(exc).strip()[:300])
-            raise ConversionError(f"the converter failed on the trained QAT model: {first[:400]}") from exc
+    return _run_converter(converter, "Converting (QAT int8)")
 
 
 def _trained_source(source: SourceModel, qat_model: Any) -> SourceModel:
@@ -287,14 +374,14 @@ def _trained_source(source: SourceModel, qat_model: Any) -> SourceModel:
     return dataclasses.replace(source, predict_fn=predict, keras_model=qat_model)
 
 
-def _held_out_accuracy(source: SourceModel, converted: Model, training: TrainingData) -> dict[str, Any] | None:
+def _held_out_accuracy(source: SourceModel, converted: Model, training: TrainingData, weights: str) -> dict[str, Any] | None:
     if not len(training.held_out_x) or not training.sparse:
         return None
     x, y = training.held_out_x, training.held_out_y
     float_pred = [int(np.argmax(source.predict([s[None]])[0])) for s in track(x, "Float accuracy")]
-    int8_pred = [int(np.argmax(next(iter(converted.predict(s[None]).values())))) for s in track(x, "QAT int8 accuracy")]
+    qat_pred = [int(np.argmax(next(iter(converted.predict(s[None]).values())))) for s in track(x, f"QAT {weights} accuracy")]
     return {"samples": int(len(y)), "float": float(np.mean(np.asarray(float_pred) == y)),
-            "qat_int8": float(np.mean(np.asarray(int8_pred) == y))}
+            f"qat_{weights}": float(np.mean(np.asarray(qat_pred) == y))}
 
 
 def _tensor_type(model: Model, which: str) -> str:

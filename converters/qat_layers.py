@@ -23,21 +23,40 @@ ops = keras.ops
 RANGE_DECAY = 0.99
 #: smallest width of a range, so that a constant tensor still gets a valid scale
 MIN_RANGE = 1e-6
+#: smallest int4 weight bound (ai-edge-quantizer's, so that a zero channel gets the same scale)
+INT4_MIN_BOUND = 1e-9
 
 
-def fake_quant_weights(kernel: Any, axis: int | None) -> Any:
-    """Fake-quantize weights as TFLite stores them: int8, symmetric, narrow range ``[-127, 127]``.
+def fake_quant_weights(kernel: Any, axis: int | None, bits: int = 8) -> Any:
+    """Fake-quantize weights as they will be stored: by default int8 as TFLite stores them (symmetric, narrow range
+    ``[-127, 127]``); with ``bits=4`` as ai-edge-quantizer's ``int4-weights`` stores them (:func:`fake_quant_int4`).
 
     Args:
         kernel: the (BatchNorm-folded) weights.
         axis: the output-channel axis for per-channel scales, or ``None`` for one scale per tensor.
+        bits: 8, or 4.
     """
+    if bits == 4:
+        return fake_quant_int4(kernel, axis)
     if axis is None:
         bound = ops.max(ops.abs(kernel))
     else:
         bound = ops.max(ops.abs(kernel), axis=[i for i in range(len(kernel.shape)) if i != axis])
     bound = ops.stop_gradient(ops.maximum(bound, MIN_RANGE))
     return keras.quantizers.fake_quant_with_min_max_vars(kernel, -bound, bound, num_bits=8, narrow_range=True, axis=axis)
+
+
+def fake_quant_int4(kernel: Any, axis: int | None) -> Any:
+    """Int4 weights exactly as ai-edge-quantizer stores them (``uniform_quantize_tensor``): symmetric, ``scale =
+    max|w| / 7`` per channel (bound at least ``INT4_MIN_BOUND``), ``q = clip(round_half_even(w / scale), -8, 7)``, in float32.
+
+    The gradient passes straight through (all weights lie inside ``[-max|w|, max|w|]``); the scale gets none.
+    """
+    reduce = None if axis is None else [i for i in range(len(kernel.shape)) if i != axis % len(kernel.shape)]
+    bound = ops.max(ops.abs(kernel), axis=reduce, keepdims=True)
+    scale = ops.stop_gradient(ops.maximum(bound, INT4_MIN_BOUND) / 7.0)
+    q = ops.clip(ops.round(kernel / scale), -8.0, 7.0)  # tf.round rounds half to even, as numpy's rint
+    return kernel + ops.stop_gradient(q * scale - kernel)
 
 
 class RangeQuantizer(keras.layers.Layer):
@@ -47,6 +66,9 @@ class RangeQuantizer(keras.layers.Layer):
     averaged, later ones enter an exponential moving average (decay ``RANGE_DECAY``). At inference
     and export the stored range is used; the converter turns it into the tensor's scale and zero point.
     """
+
+    #: ``False`` passes tensors through unquantized (weight-only QAT: activations stay float)
+    enabled = True
 
     def __init__(self, decay: float = RANGE_DECAY, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,6 +80,8 @@ class RangeQuantizer(keras.layers.Layer):
         self.updates = self.add_weight(name="updates", shape=(), initializer="zeros", trainable=False)
 
     def call(self, inputs: Any, training: bool = False) -> Any:
+        if not self.enabled:
+            return inputs
         if training:
             lo = ops.stop_gradient(ops.minimum(ops.min(inputs), 0.0))
             hi = ops.stop_gradient(ops.maximum(ops.max(inputs), 0.0))
@@ -101,6 +125,10 @@ class QuantizedConv(keras.layers.Layer):
         activation: ``linear``, ``relu``, ``relu6`` or ``softmax``.
         quantize_output: whether the output gets its own tracked range (see ``LayerStep.output_range``).
     """
+
+    #: 8, or 4 as ai-edge-quantizer's ``int4-weights`` stores weights: Dense per output channel too, and
+    #: depthwise kernels left float (that mode does not quantize them)
+    weight_bits = 8
 
     def __init__(self, kind: str, source: Any, batch_norm: Any = None, activation: str = "linear",
                  quantize_output: bool = True, **kwargs: Any) -> None:
@@ -152,16 +180,18 @@ class QuantizedConv(keras.layers.Layer):
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         kernel, bias = self.folded()
+        bits = self.weight_bits
+        depthwise_fq = _depthwise_fake_quant if bits == 8 else (lambda k: k)
         if self.kind == "dense":
-            outputs = ops.matmul(inputs, fake_quant_weights(kernel, None))
+            outputs = ops.matmul(inputs, fake_quant_weights(kernel, None if bits == 8 else 1, bits))
         elif self.kind == "conv":
-            outputs = ops.conv(inputs, fake_quant_weights(kernel, 3), **self.conv_args)
+            outputs = ops.conv(inputs, fake_quant_weights(kernel, 3, bits), **self.conv_args)
         elif self.kind == "depthwise":
-            outputs = ops.depthwise_conv(inputs, _depthwise_fake_quant(kernel), **self.conv_args)
+            outputs = ops.depthwise_conv(inputs, depthwise_fq(kernel), **self.conv_args)
         else:
-            hidden = ops.depthwise_conv(inputs, _depthwise_fake_quant(self.weights_["depthwise_kernel"]), **self.conv_args)
+            hidden = ops.depthwise_conv(inputs, depthwise_fq(self.weights_["depthwise_kernel"]), **self.conv_args)
             hidden = self.inner_range(hidden, training=training)
-            outputs = ops.conv(hidden, fake_quant_weights(kernel, 3))
+            outputs = ops.conv(hidden, fake_quant_weights(kernel, 3, bits))
         if bias is not None:
             outputs = outputs + bias
         act = _ACTIVATIONS.get(self.activation)

@@ -53,8 +53,11 @@ class TrainingSetup:
     classifier: bool
 
     def describe(self) -> str:
-        lr = self.optimizer.learning_rate
-        rate = f"{float(np.asarray(lr)):.3g}" if not callable(lr) else type(lr).__name__
+        lr = self.optimizer.get_config()["learning_rate"]  # a schedule as its config (its value changes in training)
+        if isinstance(lr, dict) and lr.get("class_name") == "CosineDecay":
+            rate = f"{lr['config']['initial_learning_rate']:.3g}, cosine decay to 0"
+        else:
+            rate = lr.get("class_name", "schedule") if isinstance(lr, dict) else f"{float(np.asarray(lr)):.3g}"
         return f"{_name(self.loss)} + {type(self.optimizer).__name__} (lr {rate}) from the {self.origin} settings"
 
 
@@ -78,12 +81,17 @@ def _gives_probabilities(model: Any, x: Any) -> bool:
     return bool(out.ndim == 2 and (out >= 0).all() and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3))
 
 
-def training_setup(model_path: str | os.PathLike, model: Any, data: TrainingData, learning_rate: float | None) -> TrainingSetup:
+def training_setup(model_path: str | os.PathLike, model: Any, data: TrainingData, learning_rate: float | None,
+                   decay_epochs: int | None = None) -> TrainingSetup:
     """Pick the loss and optimizer: the compiled ones when the file has them, else defaults that fit the labels.
 
     The default loss is (sparse) categorical cross-entropy for classifiers, ``from_logits`` unless the
     model already outputs probabilities, and mean squared error otherwise; the default optimizer is Adam
     at ``DEFAULT_LEARNING_RATE``. ``learning_rate`` overrides the optimizer's rate either way.
+
+    With ``decay_epochs``, a constant rate decays to 0 over that many epochs (cosine), so that coarse (int4)
+    weights settle on their grid instead of still flipping between levels when training stops; kept constant
+    when the number of steps per epoch is unknown.
     """
     loss, optimizer = _compiled(model_path) if os.path.isfile(model_path) else (None, None)
     origin = "compiled" if loss is not None and optimizer is not None else "default"
@@ -104,6 +112,11 @@ def training_setup(model_path: str | os.PathLike, model: Any, data: TrainingData
         config = optimizer.get_config()  # a fresh optimizer: the QAT model has new variables
         if learning_rate is not None:
             config["learning_rate"] = learning_rate
+        optimizer = type(optimizer).from_config(config)
+    rate = optimizer.learning_rate
+    if decay_epochs and data.steps and not callable(rate):
+        config = optimizer.get_config()
+        config["learning_rate"] = keras.optimizers.schedules.CosineDecay(float(np.asarray(rate)), data.steps * decay_epochs)
         optimizer = type(optimizer).from_config(config)
     return TrainingSetup(loss, optimizer, origin, classifier)
 

@@ -1,4 +1,4 @@
-"""``edgeq qat``: quantization-aware training of a Keras 3 model, then a verified full-integer TFLite model."""
+"""``edgeq qat``: quantization-aware training of a Keras 3 model, then a verified full-integer (or int4-weight) TFLite model."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   edgeq qat model.keras --train labelled_images/ --epochs 2 --out model_qat.tflite
   edgeq qat model.keras --train train.npz --epochs 3 --learning-rate 1e-4 --out m.tflite --labels labels.txt
   edgeq qat model.keras --train labelled/ --data calib/ --samples 2000 --out m.tflite   # --data: optional
+  edgeq qat model.keras --train train.npz --weights int4 --epochs 2 --out m_int4.tflite   # int4 weights, float activations
   edgeq eval model_qat.tflite --data eval/ --reference model_int8.tflite   # QAT vs post-training int8
 
 Training data: class sub-folders of images, a labels CSV (image,label), or a .npz with x (preprocessed
@@ -25,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "qat", help="quantization-aware training (Keras 3), then a verified full-integer TFLite model",
         description="Fine-tune a Keras 3 model with fake quantization (BatchNorm folded, weights per channel for "
         "convolutions and per tensor for Dense, activation ranges learnt in training), then convert it to int8 "
-        "with the trained ranges and verify it against the float model on held-back samples.",
+        "with the trained ranges and verify it against the float model on held-back samples. With --weights int4: "
+        "int4 weights fake-quantized as ai-edge-quantizer stores them, float activations, exported as "
+        "convert --mode int4-weights.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help=".keras or .h5 file (Sequential or Functional)")
@@ -44,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
     p.add_argument("--labels", help="class names, one per line: embedded, and matched with the data's class names")
     p.add_argument("--io", help="input/output type: int8 (default), uint8, or float around the integer body")
+    p.add_argument("--weights", default="int8",
+                   help="int8 (default): full-integer model; int4: train for int4 weights as convert --mode "
+                   "int4-weights stores them (Conv2D/Dense per output channel; depthwise kernels stay float); "
+                   "activations are not fake-quantized, they stay float (no --io); the learning rate decays to 0 over "
+                   "the epochs (cosine)")
     p.add_argument("--min-agreement", type=float, help="fail (exit 1, file kept) if top-1 agreement is below this fraction")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     add_json_options(p)
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                 args.model, args.train, args.out, epochs=args.epochs, data=args.data, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, samples=args.samples, seed=args.seed, resize=args.resize,
                 normalize=args.normalize, bgr=args.bgr, labels=args.labels, io=args.io, force=args.force,
-                min_agreement=args.min_agreement,
+                min_agreement=args.min_agreement, weights=args.weights,
             )
         except CheckFailed as exc:
             failure, result = exc, exc.result  # type: ignore[attr-defined]

@@ -35,16 +35,18 @@ def qat_table(result: Any) -> Table:
     lines = [
         f"{training['samples'] if training['samples'] is not None else '?'} samples, batch {training['batch_size']}, "
         f"{training['setup']}",
-        f"layers: {layer_summary(result.layers)}; {len(result.ranges)} activation ranges trained",
+        f"layers: {layer_summary(result.layers)}; "
+        + (f"{len(result.ranges)} activation ranges trained" if result.ranges else "activations float (weight-only)"),
     ]
     if result.original is not None and result.original.agreement is not None:
         o = result.original
-        lines.append(f"int8 vs the original float model: top-1 agreement {o.agreement * 100:.1f} %, SQNR {o.sqnr_db:.1f} dB "
+        lines.append(f"{result.conversion.mode} vs the original float model: top-1 agreement {o.agreement * 100:.1f} %, SQNR {o.sqnr_db:.1f} dB "
                      "(the table below checks it against the model as trained)")
     acc = result.accuracy
     if acc:
-        lines.append(f"{acc['samples']} held-out samples: float {_pct(acc['float'])}, QAT int8 {_pct(acc['qat_int8'])} "
-                     f"({(acc['qat_int8'] - acc['float']) * 100:+.2f} pts)")
+        key = next(k for k in acc if k.startswith("qat_"))
+        lines.append(f"{acc['samples']} held-out samples: float {_pct(acc['float'])}, QAT {key[4:]} {_pct(acc[key])} "
+                     f"({(acc[key] - acc['float']) * 100:+.2f} pts)")
     table.caption = "\n".join(lines)
     table.caption_justify = "left"
     return table
