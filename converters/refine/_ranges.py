@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeq.converters.refine import _layers
 from edgeq.converters.refine._layers import op_name
-from edgeq.converters.refine._stats import ROWS_PER_SAMPLE, patches
+from edgeq.converters.refine._stats import sample_patches
 
 if TYPE_CHECKING:
     from edgeq.converters.refine._refine import _Pair, _Refiner
@@ -105,8 +105,7 @@ def _windows(refiner: _Refiner, pairs: list[_Pair], samples: list, seed: int) ->
         x = refiner.float_reader.tensor(pairs[0].reference.input)
         lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
         for i, pair in enumerate(pairs):
-            p = patches(pair.layer, x)
-            rows[i].append(p[rng.choice(p.shape[0], ROWS_PER_SAMPLE, replace=False)] if p.shape[0] > ROWS_PER_SAMPLE else p)
+            rows[i].append(sample_patches(pair.layer, x, rng))
     return [np.concatenate(r) for r in rows], lo, hi
 
 
