@@ -16,7 +16,7 @@ from edgeq.converters.refine import _layers, _ranges
 from edgeq.converters.refine._gptq import clipped_scales, gptq, least_squares_target
 from edgeq.converters.refine._layers import Layer
 from edgeq.converters.refine._run import TensorReader, predict_all
-from edgeq.converters.refine._stats import Moments, Stats, error_change
+from edgeq.converters.refine._stats import Moments, Stats, error_changes
 
 log = logging.getLogger(__name__)
 
@@ -329,12 +329,13 @@ class _Refiner:
                     pair = self.pairs[i]
                     fit, check = stats[i]
                     current = self._current(pair.layer)
+                    proposals = self._propose(name, pair, fit, current)
+                    changes, scale = error_changes([self._params(pair, *p, current) for p in proposals], current,
+                                                   pair.v, check)
                     best, best_change = None, 0.0
-                    for integers, bias, scales in self._propose(name, pair, fit, current):
-                        change, scale = error_change(self._params(pair, integers, bias, scales, current), current,
-                                                     pair.v, check)
+                    for proposal, change in zip(proposals, changes):
                         if change < best_change - TOLERANCE * (scale + best_change):
-                            best, best_change = (integers, bias, scales), change
+                            best, best_change = proposal, change
                     if best is not None:  # it lowers this layer's output error on the held-back samples
                         saved[i] = self._saved(pair.layer)
                         self._write(pair.layer, *best)

@@ -166,16 +166,14 @@ class Moments:
         else:
             mq, md = mq[None], md[None]
         ones = np.ones(mq.shape[:-1] + (1,))
-        zeros = np.zeros_like(ones)
-        moments: dict[str, np.ndarray] = {"mq": np.concatenate([mq, ones], -1), "md": np.concatenate([md, zeros], -1)}
+        moments: dict[str, np.ndarray] = {"mq": np.concatenate([mq, ones], -1), "md": np.concatenate([md, 0 * ones], -1)}
         if self.full:  # the moments of a = [p, 1]: the ones column holds the means
-            qq, dq, dd = (np.asarray(self.sums[name]).reshape(mq.shape + mq.shape[-1:]) / n for name in ("qq", "dq", "dd"))
-            row = lambda m: m[:, None, :]  # noqa: E731
-            col = lambda m: m[:, :, None]  # noqa: E731
-            moments["qq"] = np.block([[qq, col(mq)], [row(mq), ones[:, :, None]]])
-            none = np.zeros_like(mq)
-            moments["dq"] = np.block([[dq, col(md)], [row(none), zeros[:, :, None]]])
-            moments["dd"] = np.block([[dd, col(none)], [row(none), zeros[:, :, None]]])
+            b, k = mq.shape
+            for name, right, bottom, corner in (("qq", mq, mq, 1.0), ("dq", md, 0.0, 0.0), ("dd", 0.0, 0.0, 0.0)):
+                m = np.empty((b, k + 1, k + 1))
+                np.divide(np.asarray(self.sums[name]).reshape(b, k, k), n, out=m[:, :k, :k])
+                m[:, :k, k], m[:, k, :k], m[:, k, k] = right, bottom, corner
+                moments[name] = m
         if self.layer.kind == "DEPTHWISE_CONV_2D":
             multiplier = self.layer.channels // mq.shape[0]
             source = np.arange(self.layer.channels) // multiplier  # output channel o reads input channel o // m
@@ -183,28 +181,32 @@ class Moments:
         return Stats(**moments)
 
 
-def output_error(u: np.ndarray, v: np.ndarray, stats: Stats) -> float:
-    """Mean squared pre-activation error of parameters ``u`` vs float ``v`` (both ``[B, O, K+1]``), summed over outputs."""
-    e = u - v
-    total = np.sum((v @ stats.dd) * v) - 2 * np.sum((v @ stats.dq) * e) + np.sum((e @ stats.qq) * e)
-    return float(total)
+def error_changes(candidates: list[np.ndarray], current: np.ndarray, v: np.ndarray, stats: Stats) -> tuple[list[float], float]:
+    """How much each of ``candidates`` changes the output error of ``current`` (negative: lower), and its scale.
 
-
-def error_change(u: np.ndarray, current: np.ndarray, v: np.ndarray, stats: Stats) -> tuple[float, float]:
-    """How much parameters ``u`` change the output error of ``current`` (negative: lower), and its scale.
-
-    With means-only statistics ``u`` may differ from ``current`` in the bias only: moving the bias by ``δ``
-    changes the mean squared error by ``Σ δ² + 2 δ m`` exactly, ``m`` the mean error of ``current``.
+    The output error of ``u = v + e`` (all ``[B, O, K+1]``) is ``v dd vᵀ - 2 v dq eᵀ + e qq eᵀ`` summed over the
+    outputs: ``v dq`` is shared by all candidates, so each costs one product. With means-only statistics the
+    candidates may differ from ``current`` in the bias only: moving it by ``δ`` changes the mean squared error
+    by ``Σ δ² + 2 δ m`` exactly, ``m`` the mean error of ``current``.
 
     Returns:
-        ``(change, scale)``: the scale is the current error (full statistics) or its bias part ``Σ m²``,
-        for a tolerance relative to it.
+        ``(changes, scale)``: the scale is the current error (full statistics) or its bias part ``Σ m²``, for a
+        tolerance relative to it.
     """
     if stats.full:
-        before = output_error(current, v, stats)
-        return output_error(u, v, stats) - before, before
-    if not np.array_equal(u[:, :, :-1], current[:, :, :-1]):
-        raise ValueError("means-only statistics judge bias changes only")
+        vdq = v @ stats.dq
+
+        def error(u: np.ndarray) -> float:  # without the constant v dd vᵀ
+            e = u - v
+            return float(np.sum((e @ stats.qq) * e) - 2 * np.sum(vdq * e))
+
+        base = error(current)
+        return [error(u) - base for u in candidates], base + float(np.sum((v @ stats.dd) * v))
     m = np.einsum("bok,bk->bo", current - v, stats.mq) - np.einsum("bok,bk->bo", v, stats.md)
-    delta = u[:, :, -1] - current[:, :, -1]
-    return float(np.sum(delta * delta + 2 * delta * m)), float(np.sum(m * m))
+    changes = []
+    for u in candidates:
+        if not np.array_equal(u[:, :, :-1], current[:, :, :-1]):
+            raise ValueError("means-only statistics judge bias changes only")
+        delta = u[:, :, -1] - current[:, :, -1]
+        changes.append(float(np.sum(delta * delta + 2 * delta * m)))
+    return changes, float(np.sum(m * m))

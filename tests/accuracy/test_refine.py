@@ -100,7 +100,8 @@ def test_a_step_that_does_not_help_is_undone(spike, spike_pair, tmp_path, monkey
     monkeypatch.setattr(_refine._Refiner, "_propose", garbage)
     calls = itertools.count()
     # each proposal looks better than the last on its layer's held-back statistics
-    monkeypatch.setattr(_refine, "error_change", lambda u, current, v, stats: (-1.0 - next(calls), 1.0))
+    monkeypatch.setattr(_refine, "error_changes", lambda candidates, current, v, stats:
+                        ([-1.0 - next(calls) for _ in candidates], 1.0))
     steps = ("weight rounding", "bias correction")
     out, report = refine(quantized, reference, [[calib[i : i + 1]] for i in range(len(calib))], steps=steps)
     assert [s.layers for s in report.steps] == [5, 5]  # every layer was changed, then undone with its step
@@ -123,7 +124,8 @@ def test_refine_is_never_worse_when_layers_are_refined_in_blocks(spike, spike_pa
         return [(None, current[:, :, -1] + 10 * np.abs(current[:, :, -1]).max() + 1, None)]
 
     monkeypatch.setattr(_refine._Refiner, "_propose", spoilt_biases)
-    monkeypatch.setattr(_refine, "error_change", lambda u, current, v, stats: (-1.0, 1.0))  # ... and each layer takes it
+    monkeypatch.setattr(_refine, "error_changes", lambda candidates, current, v, stats:  # ... and each layer takes it
+                        ([-1.0] * len(candidates), 1.0))
     out, report = refine(quantized, reference, samples, steps=("activation ranges", "bias correction", "bias correction"))
     ranges, biases, again = report.steps
     assert ranges.kept and biases.layers == again.layers == 5  # the spiky activation's range, then nothing
