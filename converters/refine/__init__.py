@@ -18,6 +18,11 @@ float model by at least 10 %, consistently over the samples (a paired t statisti
 raising its mean squared error; otherwise it is undone. So a refined model is never further from the float
 model on those samples than the plain conversion, and small gains that would not carry over to new data are
 not taken.
+
+Cost: the statistics of a step come from one pass of the float and the quantized model over the samples per
+block of layers (at most ``MAX_PASSES`` blocks, in graph order, each on the model with the blocks before it
+refined), so the model runs do not grow with the number of layers; each layer's change is judged on its own
+held-back output error, computed from the same pass.
 """
 
 from edgeq.converters.refine._convert import MODES, check_options, refine_conversion, with_plain

@@ -16,7 +16,7 @@ from edgeq.converters.refine import _layers, _ranges
 from edgeq.converters.refine._gptq import clipped_scales, gptq, least_squares_target
 from edgeq.converters.refine._layers import Layer
 from edgeq.converters.refine._run import TensorReader, predict_all
-from edgeq.converters.refine._stats import Moments, output_error
+from edgeq.converters.refine._stats import Moments, Stats, error_changes
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,12 @@ MIN_T = 3.0
 MAX_FIT_CONV = 64
 #: fewer calibration samples than this: refinement is skipped (nothing to hold back)
 MIN_SAMPLES = 8
+#: passes of the float and the quantized model over the samples per step, at most: the layers are refined in
+#: as many blocks, in graph order, each block on statistics of the model with the blocks before it refined
+#: (GPTQ's sequential compensation, at a cost that does not grow with the number of layers)
+MAX_PASSES = 8
+#: a proposal must lower its layer's held-back output error by more than this share to replace the current one
+TOLERANCE = 1e-6
 _HINT = "pip install ai-edge-litert"
 
 
@@ -125,6 +131,12 @@ def _mean_error(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) 
     return float(np.mean(np.concatenate([np.abs(o - r) for o, r in zip(outputs, reference)])))
 
 
+def blocks(count: int, passes: int) -> list[list[int]]:
+    """``range(count)`` cut into at most ``passes`` consecutive blocks of equal size (the last may be shorter)."""
+    size = max(1, -(-count // max(passes, 1)))
+    return [list(range(start, min(start + size, count))) for start in range(0, count, size)]
+
+
 class _Refiner:
     def __init__(self, quantized: bytes, reference: bytes, fit: list, check: list, seed: int) -> None:
         self.fb = import_optional("ai_edge_litert.tools.flatbuffer_utils", _HINT)
@@ -134,6 +146,7 @@ class _Refiner:
         self.fit, self.check, self.seed = fit, check, seed
         self.float_reader = TensorReader(reference)
         self.reference_outputs = predict_all(reference, check)
+        self._error: tuple[float, float, np.ndarray] | None = None  # the current model's, once measured
         candidates = _layers.find_layers(self.model, quantized=True)
         matched = _layers.match(self.model, candidates, self.reference_model,
                                 _layers.find_layers(self.reference_model, quantized=False))
@@ -195,32 +208,49 @@ class _Refiner:
 
     def _serialise(self) -> None:
         self.bytes = bytes(self.fb.convert_object_to_bytearray(self.model))
+        self._error = None
 
     # -------------------------------------------------------------------------- statistics
-    def _moments(self, pair: _Pair, samples: list, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        quant_reader = TensorReader(self.bytes)
-        moments = Moments(pair.layer, seed)
-        for sample in samples:
+    def _statistics(self, block: list[int], full: bool) -> dict[int, tuple[Stats, Stats]]:
+        """One pass of the float and the current quantized model over the samples: the statistics of every
+        layer of ``block`` (indices into ``pairs``) on the fit samples and on the held-back samples."""
+        reader = TensorReader(self.bytes)
+        limits = {i: len(self.fit) if self.pairs[i].layer.kind == "FULLY_CONNECTED" else MAX_FIT_CONV for i in block}
+        n_fit = min(len(self.fit), max(limits.values()))
+        fit = {i: Moments(self.pairs[i].layer, self.seed + i, full) for i in block}
+        check = {i: Moments(self.pairs[i].layer, self.seed + 10_000 + i, full) for i in block}
+        for j, sample in enumerate(self.fit[:n_fit] + self.check):
             self.float_reader.run(sample)
-            quant_reader.run(sample)
-            moments.add(self.float_reader.tensor(pair.reference.input), quant_reader.tensor(pair.layer.input))
-        return moments.normalised()
+            reader.run(sample)
+            inputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+            for i in block:
+                if j < n_fit and j >= limits[i]:
+                    continue
+                pair = self.pairs[i]
+                key = (pair.reference.input, pair.layer.input)
+                if key not in inputs:  # layers reading the same tensor share one read
+                    inputs[key] = (self.float_reader.tensor(key[0], np.float32), reader.tensor(key[1], np.float32))
+                (fit if j < n_fit else check)[i].add(*inputs[key])
+        return {i: (fit[i].normalised(), check[i].normalised()) for i in block}
 
     def error(self) -> tuple[float, float, np.ndarray]:
-        """Mean absolute and mean squared output error vs the float model on the held-back samples, and per sample."""
-        outputs = predict_all(self.bytes, self.check)
-        squared = float(np.mean(np.concatenate([(o - r) ** 2 for o, r in zip(outputs, self.reference_outputs)])))
-        per_sample = np.array([np.mean(np.abs(o - r)) for o, r in zip(outputs, self.reference_outputs)])
-        return _mean_error(outputs, self.reference_outputs), squared, per_sample
+        """Mean absolute and mean squared output error vs the float model on the held-back samples, and per sample
+        (of the current model: measured once per change of it)."""
+        if self._error is None:
+            outputs = predict_all(self.bytes, self.check)
+            squared = float(np.mean(np.concatenate([(o - r) ** 2 for o, r in zip(outputs, self.reference_outputs)])))
+            per_sample = np.array([np.mean(np.abs(o - r)) for o, r in zip(outputs, self.reference_outputs)])
+            self._error = (_mean_error(outputs, self.reference_outputs), squared, per_sample)
+        return self._error
 
     # -------------------------------------------------------------------------------- steps
-    def _propose(self, name: str, pair: _Pair, fit: tuple, current: np.ndarray) -> list[tuple[Any, Any, Any]]:
+    def _propose(self, name: str, pair: _Pair, fit: Stats, current: np.ndarray) -> list[tuple[Any, Any, Any]]:
         """Candidate ``(integers or None, bias, scales or None)``; ``None``: unchanged."""
         layer = pair.layer
-        qq, fq, _ = fit
-        if name == "bias correction":
-            shift = np.einsum("bok,bk->bo", pair.v, fq[:, :, -1]) - np.einsum("bok,bk->bo", current, qq[:, :, -1])
+        if name == "bias correction":  # the mean of v a_f - current a_q, with E[a_f] = mq + md
+            shift = np.einsum("bok,bk->bo", pair.v, fit.mq + fit.md) - np.einsum("bok,bk->bo", current, fit.mq)
             return [(None, current[:, :, -1] + shift, None)]
+        qq, fq = fit.qq, fit.fq
         scales = np.broadcast_to(self._scales(layer), current.shape[:2])
         bias_scale = self._bias_scale(layer)
         bias_scale = None if bias_scale is None else np.broadcast_to(bias_scale, current.shape[:2])
@@ -282,7 +312,7 @@ class _Refiner:
         if not kept and saved:
             for tensor, pairs, backup in reversed(saved):
                 self._range_restore(tensor, pairs, backup)
-            self._serialise()
+            self._serialise()  # the next step measures the restored model anew
         log.info("refine %s: %d tensors changed, held-back error %.5g -> %.5g", name, len(saved), before[0],
                  after[0])
         return StepResult(name, len(saved), before[0], after[0], kept)
@@ -292,30 +322,33 @@ class _Refiner:
             return self.run_range_step(name)
         before = self.error()
         saved = {}
-        changed = 0
         with progress_step(f"Refining: {name}", len(self.pairs)) as advance:
-            for i, pair in enumerate(self.pairs):
-                fit = self._moments(pair, self.fit if pair.layer.kind == "FULLY_CONNECTED" else self.fit[:MAX_FIT_CONV],
-                                    self.seed + i)
-                check = self._moments(pair, self.check, self.seed + 10_000 + i)
-                current = self._current(pair.layer)
-                best, best_error = None, output_error(current, pair.v, check)
-                for integers, bias, scales in self._propose(name, pair, fit, current):
-                    err = output_error(self._params(pair, integers, bias, scales, current), pair.v, check)
-                    if err < best_error * (1 - 1e-6):
-                        best, best_error = (integers, bias, scales), err
-                if best is not None:
-                    saved[i] = self._saved(pair.layer)
-                    self._write(pair.layer, *best)
+            for block in blocks(len(self.pairs), MAX_PASSES):
+                stats = self._statistics(block, full=name != "bias correction")
+                for i in block:
+                    pair = self.pairs[i]
+                    fit, check = stats[i]
+                    current = self._current(pair.layer)
+                    proposals = self._propose(name, pair, fit, current)
+                    changes, scale = error_changes([self._params(pair, *p, current) for p in proposals], current,
+                                                   pair.v, check)
+                    best, best_change = None, 0.0
+                    for proposal, change in zip(proposals, changes):
+                        if change < best_change - TOLERANCE * (scale + best_change):
+                            best, best_change = proposal, change
+                    if best is not None:  # it lowers this layer's output error on the held-back samples
+                        saved[i] = self._saved(pair.layer)
+                        self._write(pair.layer, *best)
+                    advance(1)
+                if any(i in saved for i in block):
                     self._serialise()
-                    changed += 1
-                advance(1)
+        changed = len(saved)
         after = self.error() if changed else before
         kept = _better(after, before)
         if not kept and changed:
             for i, backup in saved.items():
                 self._restore(self.pairs[i].layer, backup)
-            self._serialise()
+            self._serialise()  # the next step measures the restored model anew
         log.info("refine %s: %d layers changed, held-back error %.5g -> %.5g (%s)", name, changed, before[0], after[0],
                  "kept" if kept else "undone")
         return StepResult(name, changed, before[0], after[0], kept)

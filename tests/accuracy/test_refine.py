@@ -99,12 +99,54 @@ def test_a_step_that_does_not_help_is_undone(spike, spike_pair, tmp_path, monkey
 
     monkeypatch.setattr(_refine._Refiner, "_propose", garbage)
     calls = itertools.count()
-    monkeypatch.setattr(_refine, "output_error", lambda u, v, m: -next(calls))  # each proposal looks better
+    # each proposal looks better than the last on its layer's held-back statistics
+    monkeypatch.setattr(_refine, "error_changes", lambda candidates, current, v, stats:
+                        ([-1.0 - next(calls) for _ in candidates], 1.0))
     steps = ("weight rounding", "bias correction")
     out, report = refine(quantized, reference, [[calib[i : i + 1]] for i in range(len(calib))], steps=steps)
     assert [s.layers for s in report.steps] == [5, 5]  # every layer was changed, then undone with its step
     assert not any(s.kept for s in report.steps) and all(s.error_after > s.error_before for s in report.steps)
     assert out == quantized
+
+
+def test_refine_is_never_worse_when_layers_are_refined_in_blocks(spike, spike_pair, tmp_path, monkeypatch):
+    """A step undone after several blocks leaves exactly the model before it (held-back error measured anew)."""
+    from edgeq.converters.refine._run import predict_all
+
+    quantized = spike_pair[0].out.read_bytes()
+    reference = edgeq.convert(spike.keras, spike.calib, tmp_path / "float.tflite", mode="float32").out.read_bytes()
+    calib = np.load(spike.calib)
+    samples = [[calib[i : i + 1]] for i in range(len(calib))]
+    monkeypatch.setattr(_refine, "MAX_PASSES", 2)  # 5 layers: blocks of 3 and 2, each pass on the model so far
+    assert _refine.blocks(5, 2) == [[0, 1, 2], [3, 4]]
+
+    def spoilt_biases(self, name, pair, fit, current):  # pushes every bias far off ...
+        return [(None, current[:, :, -1] + 10 * np.abs(current[:, :, -1]).max() + 1, None)]
+
+    monkeypatch.setattr(_refine._Refiner, "_propose", spoilt_biases)
+    monkeypatch.setattr(_refine, "error_changes", lambda candidates, current, v, stats:  # ... and each layer takes it
+                        ([-1.0] * len(candidates), 1.0))
+    out, report = refine(quantized, reference, samples, steps=("activation ranges", "bias correction", "bias correction"))
+    ranges, biases, again = report.steps
+    assert ranges.kept and biases.layers == again.layers == 5  # the spiky activation's range, then nothing
+    assert not biases.kept and biases.error_after > biases.error_before == pytest.approx(ranges.error_after, rel=1e-9)
+    assert not again.kept and again.error_before == pytest.approx(ranges.error_after, rel=1e-9)  # fully restored
+    check = samples[-report.check_samples:]
+    floats = predict_all(reference, check)
+
+    def held_back_error(model: bytes) -> float:
+        return float(np.mean(np.concatenate([np.abs(o - r) for o, r in zip(predict_all(model, check), floats)])))
+
+    assert held_back_error(quantized) == pytest.approx(ranges.error_before, rel=1e-9)
+    assert held_back_error(out) == pytest.approx(ranges.error_after, rel=1e-9)
+    assert ranges.error_after < ranges.error_before
+
+
+def test_blocks_cut_the_layers_into_at_most_the_passes_given():
+    for count, passes in [(1, 8), (5, 8), (5, 2), (52, 8), (53, 8), (9, 3)]:
+        cut = _refine.blocks(count, passes)
+        assert len(cut) <= passes and sum(cut, []) == list(range(count))
+        assert len({len(b) for b in cut[:-1]}) <= 1 and len(cut[-1]) <= len(cut[0])
 
 
 @pytest.mark.slow
