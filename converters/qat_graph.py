@@ -6,10 +6,16 @@ Each layer class has a role in a registry:
   :class:`~edgeq.converters.qat_layers.QuantizedConv` with fake-quantized weights;
 * ``fold`` / ``fuse`` — a BatchNormalization, then a ReLU/ReLU6, that directly follow one of
   those (and feed nothing else) are folded/fused into it, as the TFLite converter does;
-* ``range`` — layers computing new values (Add, Concatenate, average pooling, a standalone
-  ReLU/ReLU6): their output gets a :class:`~edgeq.converters.qat_layers.RangeQuantizer`;
-* ``keep`` — layers whose int8 kernel keeps the input's scale (max pooling, Flatten, Reshape, Dropout…);
-* ``fixed`` — softmax, whose int8 output scale is fixed (1/256).
+* ``range`` — layers computing new values (Add, Multiply, Concatenate, average pooling, a standalone
+  ReLU/ReLU6, LeakyReLU): their output gets a :class:`~edgeq.converters.qat_layers.RangeQuantizer`;
+* ``keep`` — layers whose int8 kernel keeps the input's scale (max pooling, Flatten, Reshape, Dropout, UpSampling…);
+* ``fixed`` — softmax, whose int8 output scale is fixed (1/256);
+* ``activation`` — a standalone sigmoid, tanh, swish (silu), hard swish or leaky ReLU: a
+  :class:`~edgeq.converters.qat_layers.QuantizedActivation` (fixed output range for sigmoid/tanh, tracked
+  for the others); the same activation given as a weighted layer's ``activation=`` follows it (``then``);
+* ``affine`` — a BatchNormalization that cannot be folded (e.g. after an activation), a ``Rescaling`` or a
+  ``Normalization``: a per-channel :class:`~edgeq.converters.qat_layers.QuantizedAffine` with its own output range;
+* ``prelu`` — a PReLU: :class:`~edgeq.converters.qat_layers.QuantizedPReLU` (int8 ``alpha``, tracked output range).
 
 Any other layer makes :func:`plan_model` report it by name, before any training starts.
 This module does not import Keras; :func:`build_qat_model` does.
@@ -24,7 +30,8 @@ from typing import Any
 from edgeq.errors import ConversionError, ModelError
 
 #: Keras layer class -> the kind of weighted op it is
-WEIGHTED = {"Conv2D": "conv", "DepthwiseConv2D": "depthwise", "SeparableConv2D": "separable", "Dense": "dense"}
+WEIGHTED = {"Conv2D": "conv", "DepthwiseConv2D": "depthwise", "SeparableConv2D": "separable", "Dense": "dense",
+            "Conv1D": "conv1d"}
 #: Keras layer class -> role (weighted layers and BatchNormalization are decided from the graph)
 ROLES = {
     "InputLayer": "keep",
@@ -43,9 +50,22 @@ ROLES = {
     "ReLU": "range",
     "Activation": "range",
     "Softmax": "fixed",
+    "Multiply": "range",
+    "LeakyReLU": "range",
+    "AveragePooling1D": "range",
+    "GlobalAveragePooling1D": "range",
+    "MaxPooling1D": "keep",
+    "GlobalMaxPooling1D": "keep",
+    "UpSampling1D": "keep",
+    "UpSampling2D": "keep",
+    "PReLU": "prelu",
+    "Rescaling": "affine",
+    "Normalization": "affine",
 }
 SUPPORTED = sorted({*WEIGHTED, "BatchNormalization", *ROLES} - {"InputLayer", "Identity"})
 _RELUS = ("relu", "relu6")
+#: activations run by their own int8 kernel after the layer (must match ``qat_layers.QUANTIZED_ACTIVATIONS``)
+_OWN_KERNEL = ("sigmoid", "tanh", "silu", "hard_silu", "leaky_relu")
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,8 @@ class LayerStep:
         batch_norm: for ``quantize``: the BatchNormalization folded into it.
         activation: for ``quantize``: the activation applied in it (``linear``, ``relu``, ``relu6``, ``softmax``).
         into: for ``fold``/``fuse``: the layer it was merged into.
+        then: for ``quantize``: an activation with its own int8 kernel (sigmoid, tanh, silu, hard_silu,
+            leaky_relu) applied after the layer's output range, as a ``QuantizedActivation``.
         output_range: for ``quantize``/``range``: whether the output gets its own tracked range; not
             when it only feeds a Concatenate (int8 concatenation writes its inputs at its own scale) or
             a ReLU/ReLU6 the converter fuses into it.
@@ -69,6 +91,7 @@ class LayerStep:
     activation: str = "linear"
     into: str | None = None
     output_range: bool = True
+    then: str | None = None
 
 
 @dataclass
@@ -161,9 +184,12 @@ def plan_model(model: Any) -> QatPlan:
             plan.unsupported.append((name, cls, "a nested model; flatten it into one Functional model"))
         elif cls in WEIGHTED:
             _plan_weighted(plan, layer, only_consumer)
-        elif cls == "BatchNormalization":
-            plan.unsupported.append((name, cls, "it does not directly follow a Conv2D/DepthwiseConv2D/SeparableConv2D/"
-                                     "Dense that feeds nothing else, so it cannot be folded"))
+        elif cls in ("BatchNormalization", "Normalization"):
+            if layer.axis not in (-1, len(layer.input.shape) - 1, [-1], (-1,), [len(layer.input.shape) - 1],
+                                  (len(layer.input.shape) - 1,)) or getattr(layer, "invert", False):
+                plan.unsupported.append((name, cls, f"normalizes over axis {layer.axis}, not the last (channel) axis"))
+            else:  # a BatchNormalization not folded into the layer before it: a per-channel affine
+                plan.steps[name] = LayerStep("affine")
         elif cls in ("ReLU", "Activation") or cls == "Softmax":
             act = activation_name(layer)
             if act in _RELUS:
@@ -172,14 +198,16 @@ def plan_model(model: Any) -> QatPlan:
                 plan.steps[name] = LayerStep("fixed")
             elif act == "linear":
                 plan.steps[name] = LayerStep("keep")
+            elif act in _OWN_KERNEL:
+                plan.steps[name] = LayerStep("activation", activation=act)
             else:
-                plan.unsupported.append((name, cls, f"activation {act!r} (supported: relu, relu6, softmax)"))
+                plan.unsupported.append((name, cls, f"activation {act!r} (supported: {', '.join((*_RELUS, 'softmax', *_OWN_KERNEL))})"))
         elif cls in ROLES:
             plan.steps[name] = LayerStep(ROLES[cls])
         else:
             plan.unsupported.append((name, cls, "no fake-quantized version of this layer"))
     for name, step in plan.steps.items():
-        nxt = only_consumer(name) if step.role in ("quantize", "range") else None
+        nxt = only_consumer(name) if step.role in ("quantize", "range") and step.then is None else None
         if nxt is None:
             continue
         into_concat = type(nxt).__name__ == "Concatenate"
@@ -196,12 +224,19 @@ def _plan_weighted(plan: QatPlan, layer: Any, only_consumer: Any) -> None:
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         plan.unsupported.append((name, cls, "channels_first data format (TFLite is channels_last)"))
         return
-    if kind == "conv" and getattr(layer, "groups", 1) != 1:
+    if kind in ("conv", "conv1d") and getattr(layer, "groups", 1) != 1:
         plan.unsupported.append((name, cls, f"grouped convolution (groups={layer.groups})"))
         return
+    if kind == "conv1d" and layer.padding == "causal":
+        plan.unsupported.append((name, cls, "causal padding; pad with ZeroPadding1D and use padding='valid'"))
+        return
     act = activation_name(layer)
-    if act not in ("linear", *_RELUS) and not (act == "softmax" and kind == "dense"):
-        plan.unsupported.append((name, cls, f"activation {act!r} (supported: relu, relu6; softmax on Dense)"))
+    if act not in ("linear", *_RELUS, *_OWN_KERNEL) and not (act == "softmax" and kind == "dense"):
+        plan.unsupported.append((name, cls, f"activation {act!r} (supported: relu, relu6, {', '.join(_OWN_KERNEL)}; "
+                                 "softmax on Dense)"))
+        return
+    if act in _OWN_KERNEL:
+        plan.steps[name] = LayerStep("quantize", kind=kind, then=act)
         return
     batch_norm = None
     nxt = only_consumer(name) if act == "linear" else None
@@ -244,7 +279,8 @@ def build_qat_model(model: Any, plan: QatPlan) -> Any:
         A Functional Keras model with the same inputs and outputs.
     """
     keras = _keras()
-    from edgeq.converters.qat_layers import Merged, QuantizedConv, RangeQuantizer
+    from edgeq.converters.qat_layers import (Merged, QuantizedActivation, QuantizedAffine, QuantizedConv, QuantizedConv1D,
+                                             QuantizedPReLU, RangeQuantizer)
 
     functional = as_functional(model)
     layers = {layer.name: layer for layer in functional.layers}
@@ -254,11 +290,18 @@ def build_qat_model(model: Any, plan: QatPlan) -> Any:
         step = plan.steps[layer.name]
         if step.role == "quantize":
             bn = layers[step.batch_norm] if step.batch_norm else None
-            new = QuantizedConv(step.kind, layer, bn, step.activation, quantize_output=step.output_range)
+            conv_class = QuantizedConv1D if step.kind == "conv1d" else QuantizedConv
+            new = conv_class(step.kind, layer, bn, step.activation, quantize_output=step.output_range)
             new.trainable = layer.trainable
             return new
         if step.role in ("fold", "fuse"):
             return Merged(name=layer.name)
+        if step.role == "affine":
+            return QuantizedAffine(layer)
+        if step.role == "activation":
+            return QuantizedActivation(step.activation, name=layer.name)
+        if step.role == "prelu":
+            return QuantizedPReLU(layer)
         return layer.__class__.from_config(layer.get_config())
 
     def quantize_input(value: Any) -> Any:
@@ -275,6 +318,8 @@ def build_qat_model(model: Any, plan: QatPlan) -> Any:
         step = plan.steps[layer.name]
         if step.role == "range" and step.output_range:
             outputs = RangeQuantizer(name=f"{layer.name}_range")(outputs)
+        if step.then is not None:
+            outputs = QuantizedActivation(step.then, name=f"{layer.name}_{step.then}")(outputs)
         return outputs
 
     return keras.models.clone_model(functional, clone_function=clone, call_function=call)
@@ -287,13 +332,13 @@ def input_layer_names(model: Any) -> list[str]:
 
 def trained_ranges(qat_model: Any) -> dict[str, tuple[float, float]]:
     """Every tracked range of a QAT model, by quantizer name: ``(min, max)``."""
-    from edgeq.converters.qat_layers import QuantizedConv, RangeQuantizer
+    from edgeq.converters.qat_layers import RangeQuantizer
 
     ranges: dict[str, tuple[float, float]] = {}
     for layer in qat_model.layers:
         quantizers = [layer] if isinstance(layer, RangeQuantizer) else []
-        if isinstance(layer, QuantizedConv):
-            quantizers = [q for q in (layer.inner_range, layer.output_range) if q is not None]
+        quantizers += [q for q in (getattr(layer, "inner_range", None), getattr(layer, "output_range", None))
+                       if isinstance(q, RangeQuantizer)]
         for q in quantizers:
             ranges[q.name] = q.trained_range()
     return ranges
