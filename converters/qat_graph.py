@@ -227,6 +227,10 @@ def _plan_weighted(plan: QatPlan, layer: Any, only_consumer: Any) -> None:
     if kind in ("conv", "conv1d") and getattr(layer, "groups", 1) != 1:
         plan.unsupported.append((name, cls, f"grouped convolution (groups={layer.groups})"))
         return
+    if kind != "dense" and any(d != 1 for d in layer.dilation_rate):
+        plan.unsupported.append((name, cls, f"dilated convolution (dilation_rate={tuple(layer.dilation_rate)}): trained "
+                                 "with space-to-batch ops, which the converter then leaves in float"))
+        return
     if kind == "conv1d" and layer.padding == "causal":
         plan.unsupported.append((name, cls, "causal padding; pad with ZeroPadding1D and use padding='valid'"))
         return
