@@ -172,7 +172,7 @@ def plan_model(model: Any) -> QatPlan:
 
     def only_consumer(name: str) -> Any:
         users = consumers.get(name, [])
-        return layers[users[0]] if len(users) == 1 and name not in outputs else None
+        return layers.get(users[0]) if len(users) == 1 and name not in outputs else None
 
     for name, layer in layers.items():
         if name in plan.steps:
@@ -206,6 +206,10 @@ def plan_model(model: Any) -> QatPlan:
             plan.steps[name] = LayerStep(ROLES[cls])
         else:
             plan.unsupported.append((name, cls, "no fake-quantized version of this layer"))
+    for name in nodes.keys() - layers.keys():  # keras.ops calls on Keras tensors: graph nodes that are not layers
+        plan.unsupported.append((name, type(nodes[name][0].operation).__name__,
+                                 "an operation on Keras tensors (such as `x + 3.0`), not a layer; write it as a layer "
+                                 "(Add, Multiply, Rescaling, Activation…)"))
     for name, step in plan.steps.items():
         nxt = only_consumer(name) if step.role in ("quantize", "range") and step.then is None else None
         if nxt is None:

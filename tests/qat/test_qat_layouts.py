@@ -200,3 +200,21 @@ def test_cli_still_refuses_the_rest_in_one_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 0 and err.startswith("ConversionError: QAT cannot fake-quantize 3 layer(s)")
     assert "'dilated' (Conv2D): dilated convolution" in err and "'elu' (Activation): activation 'elu'" in err
     assert "'bn_rows' (BatchNormalization): normalizes over axis 1" in err and not (tmp_path / "o.tflite").exists()
+
+
+def test_operations_on_keras_tensors_are_named():
+    """MobileNetV3's hard sigmoid is ``ReLU(6)(x + 3.0) * (1 / 6)``: operations, not layers, which QAT cannot rebuild."""
+    import keras
+
+    from edgeq.converters.qat_graph import check_plan
+    from edgeq.errors import ConversionError
+
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inp)
+    x = keras.layers.ReLU(6.0, name="relu6")(x + 3.0) * (1.0 / 6.0)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    plan = plan_model(model)
+    assert sorted(cls for _, cls, _ in plan.unsupported) == ["Add", "Multiply"]
+    assert plan.steps["conv"].role == "quantize" and plan.steps["relu6"].role == "range"
+    with pytest.raises(ConversionError, match=r"'add' \(Add\): an operation on Keras tensors \(such as `x \+ 3.0`\)"):
+        check_plan(plan, model)
