@@ -57,6 +57,8 @@ ROLES = {
     "MaxPooling1D": "keep",
     "GlobalMaxPooling1D": "keep",
     "UpSampling1D": "keep",
+    "ZeroPadding1D": "keep",
+    "SpatialDropout1D": "keep",
     "UpSampling2D": "keep",
     "PReLU": "prelu",
     "Rescaling": "affine",
@@ -185,9 +187,10 @@ def plan_model(model: Any) -> QatPlan:
         elif cls in WEIGHTED:
             _plan_weighted(plan, layer, only_consumer)
         elif cls in ("BatchNormalization", "Normalization"):
-            if layer.axis not in (-1, len(layer.input.shape) - 1, [-1], (-1,), [len(layer.input.shape) - 1],
-                                  (len(layer.input.shape) - 1,)) or getattr(layer, "invert", False):
+            if not _over_channels(layer):
                 plan.unsupported.append((name, cls, f"normalizes over axis {layer.axis}, not the last (channel) axis"))
+            elif getattr(layer, "invert", False):
+                plan.unsupported.append((name, cls, "invert=True (undoes a normalization); use a Rescaling"))
             else:  # a BatchNormalization not folded into the layer before it: a per-channel affine
                 plan.steps[name] = LayerStep("affine")
         elif cls in ("ReLU", "Activation") or cls == "Softmax":
@@ -220,6 +223,13 @@ def plan_model(model: Any) -> QatPlan:
         if into_concat or into_relu:
             plan.steps[name] = dataclasses.replace(step, output_range=False)
     return plan
+
+
+def _over_channels(layer: Any) -> bool:
+    """Whether a BatchNormalization/Normalization has one value per channel (its axis is the last)."""
+    rank = len(layer.input.shape)
+    axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    return [a % rank for a in axes if a is not None] == [rank - 1]
 
 
 def _plan_weighted(plan: QatPlan, layer: Any, only_consumer: Any) -> None:
