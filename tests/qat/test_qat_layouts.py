@@ -158,6 +158,16 @@ def test_trained_ranges_and_fixed_ranges_are_the_int8_scales(trained, check_trai
         {"norm_range", "bn_after_relu_range", "prelu_range", "swish_range"} <= set(result.ranges)
 
 
+def test_the_summary_counts_the_new_roles(trained):
+    from edgeq._render.qat import layer_summary
+
+    name, result, _ = trained
+    activations = 5 if name == "image" else 4  # swish, hard swish, sigmoid, tanh, PReLU; tanh, PReLU, swish, sigmoid
+    summary = layer_summary(result.layers)
+    assert "2 per-channel affine (BatchNorm/Rescaling/Normalization)" in summary
+    assert f"{activations} activations with int8 kernels" in summary, summary
+
+
 def test_int8_model_runs_what_was_trained(trained):
     name, result, _ = trained
     model = Model(result.out)
