@@ -204,7 +204,8 @@ def plan_model(model: Any) -> QatPlan:
             elif act in _OWN_KERNEL:
                 plan.steps[name] = LayerStep("activation", activation=act)
             else:
-                plan.unsupported.append((name, cls, f"activation {act!r} (supported: {', '.join((*_RELUS, 'softmax', *_OWN_KERNEL))})"))
+                supported = ", ".join((*_RELUS, "softmax", *_OWN_KERNEL))
+                plan.unsupported.append((name, cls, f"activation {act!r} (supported: {supported})"))
         elif cls in ROLES:
             plan.steps[name] = LayerStep(ROLES[cls])
         else:

@@ -247,7 +247,6 @@ class QuantizedPReLU(keras.layers.Layer):
         self.output_range.build(None)
 
     def call(self, inputs: Any, training: bool = False) -> Any:
-        # Keras's own formula: the converter matches it to one PRELU op
         # Keras's own formula, which the converter matches to one PRELU op
         outputs = ops.relu(inputs) + -_round_to_int8_grid(self.alpha) * ops.relu(-inputs)
         return self.output_range(outputs, training=training)
@@ -276,18 +275,17 @@ class QuantizedAffine(keras.layers.Layer):
 
     def __init__(self, source: Any, **kwargs: Any) -> None:
         super().__init__(name=source.name, **kwargs)
-        self.source_class = type(source).__name__
         self._initial = _affine_parameters(source)
+        self.epsilon = float(source.epsilon) if type(source).__name__ == "BatchNormalization" else None
         self.output_range = RangeQuantizer(name=f"{source.name}_range")
 
     def build(self, input_shape: Any) -> None:
         channels = int(input_shape[-1])
         self.weights_ = {}
         for k, v in self._initial.items():
-            value = np.broadcast_to(np.asarray(v, np.float32).reshape(-1), (channels,)).copy() if k != "epsilon" else None
-            if value is not None:
-                self.weights_[k] = self.add_weight(name=k, shape=value.shape, trainable=k in ("gamma", "beta"),
-                                                   initializer=lambda shape, dtype=None, value=value: value)
+            value = np.broadcast_to(np.asarray(v, np.float32).reshape(-1), (channels,)).copy()
+            self.weights_[k] = self.add_weight(name=k, shape=value.shape, trainable=k in ("gamma", "beta"),
+                                               initializer=lambda shape, dtype=None, value=value: value)
         self.output_range.build(None)
 
     def affine(self) -> tuple[Any, Any]:
@@ -295,7 +293,7 @@ class QuantizedAffine(keras.layers.Layer):
         w = self.weights_
         if "gamma" not in w:
             return w["factor"], w["shift"]
-        factor = w["gamma"] / ops.sqrt(w["moving_variance"] + self._initial["epsilon"])
+        factor = w["gamma"] / ops.sqrt(w["moving_variance"] + self.epsilon)
         return factor, w["beta"] - w["moving_mean"] * factor
 
     def call(self, inputs: Any, training: bool = False, mask: Any = None) -> Any:
@@ -309,14 +307,14 @@ class QuantizedAffine(keras.layers.Layer):
 
 
 def _affine_parameters(source: Any) -> dict[str, Any]:
-    """The per-channel parameters of a BatchNormalization (``gamma``, ``beta``, moving statistics, ``epsilon``),
-    or the ``factor``/``shift`` of a Rescaling or Normalization."""
+    """The per-channel parameters of a BatchNormalization (``gamma``, ``beta``, moving statistics), or the
+    ``factor``/``shift`` of a Rescaling or Normalization."""
     cls = type(source).__name__
     if cls == "BatchNormalization":
         bn = {w.path.split("/")[-1]: np.asarray(w) for w in source.weights}
         channels = bn["moving_mean"].shape[0]
         return {"gamma": bn.get("gamma", np.ones(channels, np.float32)), "beta": bn.get("beta", np.zeros(channels, np.float32)),
-                "moving_mean": bn["moving_mean"], "moving_variance": bn["moving_variance"], "epsilon": float(source.epsilon)}
+                "moving_mean": bn["moving_mean"], "moving_variance": bn["moving_variance"]}
     if cls == "Rescaling":
         return {"factor": np.asarray(source.scale, np.float32), "shift": np.asarray(source.offset, np.float32)}
     mean, variance = np.asarray(source.mean, np.float32), np.asarray(source.variance, np.float32)

@@ -94,7 +94,7 @@ def _train_data(model, path: Path, n: int = 200) -> Path:  # type: ignore[no-unt
     return path
 
 
-@pytest.fixture(scope="module", params=[pytest.param("image", marks=pytest.mark.slow), pytest.param("sequence", marks=pytest.mark.slow)])
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.slow) for name in ("image", "sequence")])
 def trained(request, tmp_path_factory):  # type: ignore[no-untyped-def]
     """``(name, QatResult, plain int8 conversion)`` of one model, QAT for one epoch on 200 samples (20 held out)."""
     tmp = tmp_path_factory.mktemp(request.param)
