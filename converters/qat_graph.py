@@ -17,7 +17,9 @@ Each layer class has a role in a registry:
   ``Normalization``: a per-channel :class:`~edgeq.converters.qat_layers.QuantizedAffine` with its own output range;
 * ``prelu`` — a PReLU: :class:`~edgeq.converters.qat_layers.QuantizedPReLU` (int8 ``alpha``, tracked output range).
 
-Any other layer makes :func:`plan_model` report it by name, before any training starts.
+Operations written on Keras tensors (``keras.activations.sigmoid(x)``, ``x * y``) take the role of the
+layer they stand for (:data:`OPERATIONS`). Any other layer or operation makes :func:`plan_model` report
+it by name, before any training starts.
 This module does not import Keras; :func:`build_qat_model` does.
 """
 
@@ -68,6 +70,9 @@ SUPPORTED = sorted({*WEIGHTED, "BatchNormalization", *ROLES} - {"InputLayer", "I
 _RELUS = ("relu", "relu6")
 #: activations run by their own int8 kernel after the layer (must match ``qat_layers.QUANTIZED_ACTIVATIONS``)
 _OWN_KERNEL = ("sigmoid", "tanh", "silu", "hard_silu", "leaky_relu")
+#: operations on Keras tensors (``keras.activations.sigmoid(x)``, ``x + y``) -> role, or the activation they are
+OPERATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Silu": "silu", "ReLU": "range", "Relu6": "range", "Add": "range",
+              "Multiply": "range"}
 
 
 @dataclass(frozen=True)
@@ -211,9 +216,17 @@ def plan_model(model: Any) -> QatPlan:
         else:
             plan.unsupported.append((name, cls, "no fake-quantized version of this layer"))
     for name in nodes.keys() - layers.keys():  # keras.ops calls on Keras tensors: graph nodes that are not layers
-        plan.unsupported.append((name, type(nodes[name][0].operation).__name__,
-                                 "an operation on Keras tensors (such as `x + 3.0`), not a layer; write it as a layer "
-                                 "(Add, Multiply, Rescaling, Activation…)"))
+        cls = type(nodes[name][0].operation).__name__
+        if cls in ("Add", "Multiply") and len(nodes[name][0].input_tensors) < 2:
+            plan.unsupported.append((name, cls, "an operation between a Keras tensor and a constant (such as `x + 3.0`); "
+                                     "write it as a Rescaling layer"))
+        elif OPERATIONS.get(cls) == "range":
+            plan.steps[name] = LayerStep("range")
+        elif cls in OPERATIONS:
+            plan.steps[name] = LayerStep("activation", activation=OPERATIONS[cls])
+        else:
+            plan.unsupported.append((name, cls, "an operation on Keras tensors (such as `x ** 2`), not a layer; write it as "
+                                     f"a layer (supported operations: {', '.join(sorted(OPERATIONS))})"))
     for name, step in plan.steps.items():
         nxt = only_consumer(name) if step.role in ("quantize", "range") and step.then is None else None
         if nxt is None:
@@ -315,6 +328,8 @@ def build_qat_model(model: Any, plan: QatPlan) -> Any:
             return new
         if step.role in ("fold", "fuse"):
             return Merged(name=layer.name)
+        if not isinstance(layer, keras.layers.Layer) and step.role == "range":
+            return layer  # an operation on Keras tensors: called again on the new tensors
         if step.role == "affine":
             return QuantizedAffine(layer)
         if step.role == "activation":

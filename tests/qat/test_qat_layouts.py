@@ -64,7 +64,8 @@ def image_model():  # type: ignore[no-untyped-def]
 
 def sequence_model():  # type: ignore[no-untyped-def]
     """Normalization, Conv1D/ReLU then BatchNorm, max pooling, a Conv1D with tanh, PReLU with a full alpha,
-    swish given as a function to an Activation, Dense/ReLU then BatchNorm, and a Dense/sigmoid gate."""
+    swish given as a function to an Activation, Dense/ReLU then BatchNorm, and a gate written as operations
+    (``g * keras.activations.sigmoid(dense(g))``)."""
     import keras
 
     keras.utils.set_random_seed(12)
@@ -80,7 +81,7 @@ def sequence_model():  # type: ignore[no-untyped-def]
     x = L.Activation(keras.activations.silu, name="swish")(x)
     g = L.GlobalAveragePooling1D(name="gap")(x)
     g = L.BatchNormalization(name="bn_dense")(L.Dense(8, activation="relu", name="dense")(g))
-    g = L.Multiply(name="gated")([g, L.Dense(8, activation="sigmoid", name="gate")(g)])
+    g = g * keras.activations.sigmoid(L.Dense(8, name="gate")(g))  # operations on Keras tensors, not layers
     return keras.Model(inp, L.Dense(3, name="logits")(g))
 
 
@@ -108,7 +109,8 @@ def trained(request, tmp_path_factory):  # type: ignore[no-untyped-def]
 
 
 def test_every_layout_is_planned():
-    image, sequence = plan_model(image_model()), plan_model(sequence_model())
+    model = sequence_model()
+    image, sequence = plan_model(image_model()), plan_model(model)
     assert image.unsupported == [] and sequence.unsupported == []
     roles = {name: (step.role, step.then) for name, step in image.steps.items()}
     assert roles["rescale"] == roles["bn_after_relu"] == ("affine", None)
@@ -120,7 +122,9 @@ def test_every_layout_is_planned():
     steps = sequence.steps
     assert steps["norm"].role == steps["bn_after_relu"].role == steps["bn_dense"].role == "affine"
     assert steps["conv1"].kind == "conv1d" and steps["dense"].activation == "relu"
-    assert steps["conv2"].then == "tanh" and steps["swish"].activation == "silu" and steps["gate"].then == "sigmoid"
+    assert steps["conv2"].then == "tanh" and steps["swish"].activation == "silu" and steps["gate"].then is None
+    operations = {step.role: step.activation for name, step in steps.items() if name not in {layer.name for layer in model.layers}}
+    assert operations == {"activation": "sigmoid", "range": "linear"}  # keras.activations.sigmoid, then the *
 
 
 def test_converts_fully_int8_with_the_plain_conversions_op_types(trained):
@@ -216,7 +220,8 @@ def test_cli_still_refuses_the_rest_in_one_line(tmp_path, capsys):
 
 
 def test_operations_on_keras_tensors_are_named():
-    """MobileNetV3's hard sigmoid is ``ReLU(6)(x + 3.0) * (1 / 6)``: operations, not layers, which QAT cannot rebuild."""
+    """MobileNetV3's hard sigmoid is ``ReLU(6)(x + 3.0) * (1 / 6)``: operations with constants, which QAT cannot
+    rebuild (a Rescaling layer does the same); operations between Keras tensors are planned (see `sequence_model`)."""
     import keras
 
     from edgeq.converters.qat_graph import check_plan
@@ -228,6 +233,7 @@ def test_operations_on_keras_tensors_are_named():
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
     plan = plan_model(model)
     assert sorted(cls for _, cls, _ in plan.unsupported) == ["Add", "Multiply"]
+    assert all("write it as a Rescaling layer" in why for _, _, why in plan.unsupported)
     assert plan.steps["conv"].role == "quantize" and plan.steps["relu6"].role == "range"
-    with pytest.raises(ConversionError, match=r"'add' \(Add\): an operation on Keras tensors \(such as `x \+ 3.0`\)"):
+    with pytest.raises(ConversionError, match=r"'add' \(Add\): an operation between a Keras tensor and a constant"):
         check_plan(plan, model)
