@@ -80,10 +80,12 @@ class LayerStep:
     """What QAT does with one layer.
 
     Attributes:
-        role: ``quantize``, ``fold``, ``fuse``, ``range``, ``keep`` or ``fixed`` (see the module docstring).
+        role: ``quantize``, ``fold``, ``fuse``, ``range``, ``keep``, ``fixed``, ``activation``, ``affine`` or
+            ``prelu`` (see the module docstring).
         kind: for ``quantize``: ``conv``, ``depthwise``, ``separable`` or ``dense``.
         batch_norm: for ``quantize``: the BatchNormalization folded into it.
-        activation: for ``quantize``: the activation applied in it (``linear``, ``relu``, ``relu6``, ``softmax``).
+        activation: for ``quantize``: the activation applied in it (``linear``, ``relu``, ``relu6``, ``softmax``);
+            for ``activation``: the one the layer or operation applies (``sigmoid``, ``tanh``, ``silu``…).
         into: for ``fold``/``fuse``: the layer it was merged into.
         then: for ``quantize``: an activation with its own int8 kernel (sigmoid, tanh, silu, hard_silu,
             leaky_relu) applied after the layer's output range, as a ``QuantizedActivation``.
