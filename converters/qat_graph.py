@@ -6,12 +6,20 @@ Each layer class has a role in a registry:
   :class:`~edgeq.converters.qat_layers.QuantizedConv` with fake-quantized weights;
 * ``fold`` / ``fuse`` — a BatchNormalization, then a ReLU/ReLU6, that directly follow one of
   those (and feed nothing else) are folded/fused into it, as the TFLite converter does;
-* ``range`` — layers computing new values (Add, Concatenate, average pooling, a standalone
-  ReLU/ReLU6): their output gets a :class:`~edgeq.converters.qat_layers.RangeQuantizer`;
-* ``keep`` — layers whose int8 kernel keeps the input's scale (max pooling, Flatten, Reshape, Dropout…);
-* ``fixed`` — softmax, whose int8 output scale is fixed (1/256).
+* ``range`` — layers computing new values (Add, Multiply, Concatenate, average pooling, a standalone
+  ReLU/ReLU6, LeakyReLU): their output gets a :class:`~edgeq.converters.qat_layers.RangeQuantizer`;
+* ``keep`` — layers whose int8 kernel keeps the input's scale (max pooling, Flatten, Reshape, Dropout, UpSampling…);
+* ``fixed`` — softmax, whose int8 output scale is fixed (1/256);
+* ``activation`` — a standalone sigmoid, tanh, swish (silu), hard swish or leaky ReLU: a
+  :class:`~edgeq.converters.qat_layers.QuantizedActivation` (fixed output range for sigmoid/tanh, tracked
+  for the others); the same activation given as a weighted layer's ``activation=`` follows it (``then``);
+* ``affine`` — a BatchNormalization that cannot be folded (e.g. after an activation), a ``Rescaling`` or a
+  ``Normalization``: a per-channel :class:`~edgeq.converters.qat_layers.QuantizedAffine` with its own output range;
+* ``prelu`` — a PReLU: :class:`~edgeq.converters.qat_layers.QuantizedPReLU` (int8 ``alpha``, tracked output range).
 
-Any other layer makes :func:`plan_model` report it by name, before any training starts.
+Operations written on Keras tensors (``keras.activations.sigmoid(x)``, ``x * y``) take the role of the
+layer they stand for (:data:`OPERATIONS`). Any other layer or operation makes :func:`plan_model` report
+it by name, before any training starts.
 This module does not import Keras; :func:`build_qat_model` does.
 """
 
@@ -24,7 +32,8 @@ from typing import Any
 from edgeq.errors import ConversionError, ModelError
 
 #: Keras layer class -> the kind of weighted op it is
-WEIGHTED = {"Conv2D": "conv", "DepthwiseConv2D": "depthwise", "SeparableConv2D": "separable", "Dense": "dense"}
+WEIGHTED = {"Conv2D": "conv", "DepthwiseConv2D": "depthwise", "SeparableConv2D": "separable", "Dense": "dense",
+            "Conv1D": "conv1d"}
 #: Keras layer class -> role (weighted layers and BatchNormalization are decided from the graph)
 ROLES = {
     "InputLayer": "keep",
@@ -43,9 +52,27 @@ ROLES = {
     "ReLU": "range",
     "Activation": "range",
     "Softmax": "fixed",
+    "Multiply": "range",
+    "LeakyReLU": "range",
+    "AveragePooling1D": "range",
+    "GlobalAveragePooling1D": "range",
+    "MaxPooling1D": "keep",
+    "GlobalMaxPooling1D": "keep",
+    "UpSampling1D": "keep",
+    "ZeroPadding1D": "keep",
+    "SpatialDropout1D": "keep",
+    "UpSampling2D": "keep",
+    "PReLU": "prelu",
+    "Rescaling": "affine",
+    "Normalization": "affine",
 }
 SUPPORTED = sorted({*WEIGHTED, "BatchNormalization", *ROLES} - {"InputLayer", "Identity"})
 _RELUS = ("relu", "relu6")
+#: activations run by their own int8 kernel after the layer (must match ``qat_layers.QUANTIZED_ACTIVATIONS``)
+_OWN_KERNEL = ("sigmoid", "tanh", "silu", "hard_silu", "leaky_relu")
+#: operations on Keras tensors (``keras.activations.sigmoid(x)``, ``x + y``) -> role, or the activation they are
+OPERATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Silu": "silu", "ReLU": "range", "Relu6": "range", "Add": "range",
+              "Multiply": "range"}
 
 
 @dataclass(frozen=True)
@@ -53,11 +80,15 @@ class LayerStep:
     """What QAT does with one layer.
 
     Attributes:
-        role: ``quantize``, ``fold``, ``fuse``, ``range``, ``keep`` or ``fixed`` (see the module docstring).
+        role: ``quantize``, ``fold``, ``fuse``, ``range``, ``keep``, ``fixed``, ``activation``, ``affine`` or
+            ``prelu`` (see the module docstring).
         kind: for ``quantize``: ``conv``, ``depthwise``, ``separable`` or ``dense``.
         batch_norm: for ``quantize``: the BatchNormalization folded into it.
-        activation: for ``quantize``: the activation applied in it (``linear``, ``relu``, ``relu6``, ``softmax``).
+        activation: for ``quantize``: the activation applied in it (``linear``, ``relu``, ``relu6``, ``softmax``);
+            for ``activation``: the one the layer or operation applies (``sigmoid``, ``tanh``, ``silu``…).
         into: for ``fold``/``fuse``: the layer it was merged into.
+        then: for ``quantize``: an activation with its own int8 kernel (sigmoid, tanh, silu, hard_silu,
+            leaky_relu) applied after the layer's output range, as a ``QuantizedActivation``.
         output_range: for ``quantize``/``range``: whether the output gets its own tracked range; not
             when it only feeds a Concatenate (int8 concatenation writes its inputs at its own scale) or
             a ReLU/ReLU6 the converter fuses into it.
@@ -69,6 +100,7 @@ class LayerStep:
     activation: str = "linear"
     into: str | None = None
     output_range: bool = True
+    then: str | None = None
 
 
 @dataclass
@@ -149,7 +181,7 @@ def plan_model(model: Any) -> QatPlan:
 
     def only_consumer(name: str) -> Any:
         users = consumers.get(name, [])
-        return layers[users[0]] if len(users) == 1 and name not in outputs else None
+        return layers.get(users[0]) if len(users) == 1 and name not in outputs else None
 
     for name, layer in layers.items():
         if name in plan.steps:
@@ -161,9 +193,13 @@ def plan_model(model: Any) -> QatPlan:
             plan.unsupported.append((name, cls, "a nested model; flatten it into one Functional model"))
         elif cls in WEIGHTED:
             _plan_weighted(plan, layer, only_consumer)
-        elif cls == "BatchNormalization":
-            plan.unsupported.append((name, cls, "it does not directly follow a Conv2D/DepthwiseConv2D/SeparableConv2D/"
-                                     "Dense that feeds nothing else, so it cannot be folded"))
+        elif cls in ("BatchNormalization", "Normalization"):
+            if not _over_channels(layer):
+                plan.unsupported.append((name, cls, f"normalizes over axis {layer.axis}, not the last (channel) axis"))
+            elif getattr(layer, "invert", False):
+                plan.unsupported.append((name, cls, "invert=True (undoes a normalization); use a Rescaling"))
+            else:  # a BatchNormalization not folded into the layer before it: a per-channel affine
+                plan.steps[name] = LayerStep("affine")
         elif cls in ("ReLU", "Activation") or cls == "Softmax":
             act = activation_name(layer)
             if act in _RELUS:
@@ -172,14 +208,29 @@ def plan_model(model: Any) -> QatPlan:
                 plan.steps[name] = LayerStep("fixed")
             elif act == "linear":
                 plan.steps[name] = LayerStep("keep")
+            elif act in _OWN_KERNEL:
+                plan.steps[name] = LayerStep("activation", activation=act)
             else:
-                plan.unsupported.append((name, cls, f"activation {act!r} (supported: relu, relu6, softmax)"))
+                supported = ", ".join((*_RELUS, "softmax", *_OWN_KERNEL))
+                plan.unsupported.append((name, cls, f"activation {act!r} (supported: {supported})"))
         elif cls in ROLES:
             plan.steps[name] = LayerStep(ROLES[cls])
         else:
             plan.unsupported.append((name, cls, "no fake-quantized version of this layer"))
+    for name in nodes.keys() - layers.keys():  # keras.ops calls on Keras tensors: graph nodes that are not layers
+        cls = type(nodes[name][0].operation).__name__
+        if cls in ("Add", "Multiply") and len(nodes[name][0].input_tensors) < 2:
+            plan.unsupported.append((name, cls, "an operation between a Keras tensor and a constant (such as `x + 3.0`); "
+                                     "write it as a Rescaling layer"))
+        elif OPERATIONS.get(cls) == "range":
+            plan.steps[name] = LayerStep("range")
+        elif cls in OPERATIONS:
+            plan.steps[name] = LayerStep("activation", activation=OPERATIONS[cls])
+        else:
+            plan.unsupported.append((name, cls, "an operation on Keras tensors (such as `x ** 2`), not a layer; write it as "
+                                     f"a layer (supported operations: {', '.join(sorted(OPERATIONS))})"))
     for name, step in plan.steps.items():
-        nxt = only_consumer(name) if step.role in ("quantize", "range") else None
+        nxt = only_consumer(name) if step.role in ("quantize", "range") and step.then is None else None
         if nxt is None:
             continue
         into_concat = type(nxt).__name__ == "Concatenate"
@@ -190,18 +241,36 @@ def plan_model(model: Any) -> QatPlan:
     return plan
 
 
+def _over_channels(layer: Any) -> bool:
+    """Whether a BatchNormalization/Normalization has one value per channel (its axis is the last)."""
+    rank = len(layer.input.shape)
+    axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    return [a % rank for a in axes if a is not None] == [rank - 1]
+
+
 def _plan_weighted(plan: QatPlan, layer: Any, only_consumer: Any) -> None:
     name, cls = layer.name, type(layer).__name__
     kind = WEIGHTED[cls]
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         plan.unsupported.append((name, cls, "channels_first data format (TFLite is channels_last)"))
         return
-    if kind == "conv" and getattr(layer, "groups", 1) != 1:
+    if kind in ("conv", "conv1d") and getattr(layer, "groups", 1) != 1:
         plan.unsupported.append((name, cls, f"grouped convolution (groups={layer.groups})"))
         return
+    if kind != "dense" and any(d != 1 for d in layer.dilation_rate):
+        plan.unsupported.append((name, cls, f"dilated convolution (dilation_rate={tuple(layer.dilation_rate)}): trained "
+                                 "with space-to-batch ops, which the converter then leaves in float"))
+        return
+    if kind == "conv1d" and layer.padding == "causal":
+        plan.unsupported.append((name, cls, "causal padding; pad with ZeroPadding1D and use padding='valid'"))
+        return
     act = activation_name(layer)
-    if act not in ("linear", *_RELUS) and not (act == "softmax" and kind == "dense"):
-        plan.unsupported.append((name, cls, f"activation {act!r} (supported: relu, relu6; softmax on Dense)"))
+    if act not in ("linear", *_RELUS, *_OWN_KERNEL) and not (act == "softmax" and kind == "dense"):
+        plan.unsupported.append((name, cls, f"activation {act!r} (supported: relu, relu6, {', '.join(_OWN_KERNEL)}; "
+                                 "softmax on Dense)"))
+        return
+    if act in _OWN_KERNEL:
+        plan.steps[name] = LayerStep("quantize", kind=kind, then=act)
         return
     batch_norm = None
     nxt = only_consumer(name) if act == "linear" else None
@@ -244,7 +313,8 @@ def build_qat_model(model: Any, plan: QatPlan) -> Any:
         A Functional Keras model with the same inputs and outputs.
     """
     keras = _keras()
-    from edgeq.converters.qat_layers import Merged, QuantizedConv, RangeQuantizer
+    from edgeq.converters.qat_layers import (Merged, QuantizedActivation, QuantizedAffine, QuantizedConv, QuantizedConv1D,
+                                             QuantizedPReLU, RangeQuantizer)
 
     functional = as_functional(model)
     layers = {layer.name: layer for layer in functional.layers}
@@ -254,11 +324,20 @@ def build_qat_model(model: Any, plan: QatPlan) -> Any:
         step = plan.steps[layer.name]
         if step.role == "quantize":
             bn = layers[step.batch_norm] if step.batch_norm else None
-            new = QuantizedConv(step.kind, layer, bn, step.activation, quantize_output=step.output_range)
+            conv_class = QuantizedConv1D if step.kind == "conv1d" else QuantizedConv
+            new = conv_class(step.kind, layer, bn, step.activation, quantize_output=step.output_range)
             new.trainable = layer.trainable
             return new
         if step.role in ("fold", "fuse"):
             return Merged(name=layer.name)
+        if not isinstance(layer, keras.layers.Layer) and step.role == "range":
+            return layer  # an operation on Keras tensors: called again on the new tensors
+        if step.role == "affine":
+            return QuantizedAffine(layer)
+        if step.role == "activation":
+            return QuantizedActivation(step.activation, name=layer.name)
+        if step.role == "prelu":
+            return QuantizedPReLU(layer)
         return layer.__class__.from_config(layer.get_config())
 
     def quantize_input(value: Any) -> Any:
@@ -275,6 +354,8 @@ def build_qat_model(model: Any, plan: QatPlan) -> Any:
         step = plan.steps[layer.name]
         if step.role == "range" and step.output_range:
             outputs = RangeQuantizer(name=f"{layer.name}_range")(outputs)
+        if step.then is not None:
+            outputs = QuantizedActivation(step.then, name=f"{layer.name}_{step.then}")(outputs)
         return outputs
 
     return keras.models.clone_model(functional, clone_function=clone, call_function=call)
@@ -287,13 +368,13 @@ def input_layer_names(model: Any) -> list[str]:
 
 def trained_ranges(qat_model: Any) -> dict[str, tuple[float, float]]:
     """Every tracked range of a QAT model, by quantizer name: ``(min, max)``."""
-    from edgeq.converters.qat_layers import QuantizedConv, RangeQuantizer
+    from edgeq.converters.qat_layers import RangeQuantizer
 
     ranges: dict[str, tuple[float, float]] = {}
     for layer in qat_model.layers:
         quantizers = [layer] if isinstance(layer, RangeQuantizer) else []
-        if isinstance(layer, QuantizedConv):
-            quantizers = [q for q in (layer.inner_range, layer.output_range) if q is not None]
+        quantizers += [q for q in (getattr(layer, "inner_range", None), getattr(layer, "output_range", None))
+                       if isinstance(q, RangeQuantizer)]
         for q in quantizers:
             ranges[q.name] = q.trained_range()
     return ranges

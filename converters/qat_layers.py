@@ -213,3 +213,157 @@ class Merged(keras.layers.Layer):
 
     def call(self, inputs: Any, **kwargs: Any) -> Any:
         return inputs
+
+
+#: int8 output ranges TFLite fixes for these activations: LOGISTIC scale 1/256 zero point -128, TANH 1/128 and 0
+FIXED_RANGES = {"sigmoid": (0.0, 255 / 256), "tanh": (-1.0, 127 / 128)}
+#: activations with an int8 TFLite kernel (besides those fused into the layer before): ``name -> function``
+QUANTIZED_ACTIVATIONS = {
+    "sigmoid": ops.sigmoid, "tanh": ops.tanh, "silu": ops.silu, "hard_silu": ops.hard_silu, "leaky_relu": ops.leaky_relu,
+}
+
+
+def fake_quant_fixed(inputs: Any, activation: str) -> Any:
+    """Fake-quantize the output of ``sigmoid``/``tanh`` to the int8 range TFLite fixes for it (:data:`FIXED_RANGES`)."""
+    lo, hi = FIXED_RANGES[activation]
+    return keras.quantizers.fake_quant_with_min_max_vars(inputs, lo, hi, num_bits=8, narrow_range=False)
+
+
+class QuantizedActivation(keras.layers.Layer):
+    """An activation with an int8 kernel of its own, for QAT: its input comes quantized, its output is fake-quantized.
+
+    ``sigmoid``/``tanh`` outputs take the fixed ranges TFLite's LOGISTIC/TANH kernels use; the others
+    (``silu``, ``hard_silu``, ``leaky_relu``) get a tracked range. ``silu`` is ``x * sigmoid(x)``, which the
+    converter turns into LOGISTIC then MUL, so the sigmoid is fake-quantized on its fixed range in between.
+
+    Args:
+        activation: a key of :data:`QUANTIZED_ACTIVATIONS`.
+    """
+
+    def __init__(self, activation: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.activation = activation
+        self.output_range = None if activation in FIXED_RANGES else RangeQuantizer(name=f"{self.name}_range")
+
+    def build(self, input_shape: Any) -> None:
+        if self.output_range is not None:
+            self.output_range.build(None)
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        if self.activation in FIXED_RANGES:
+            return fake_quant_fixed(QUANTIZED_ACTIVATIONS[self.activation](inputs), self.activation)
+        if self.activation == "silu":
+            outputs = inputs * fake_quant_fixed(ops.sigmoid(inputs), "sigmoid")
+        else:
+            outputs = QUANTIZED_ACTIVATIONS[self.activation](inputs)
+        return self.output_range(outputs, training=training)
+
+
+class QuantizedPReLU(keras.layers.Layer):
+    """A PReLU for QAT: ``alpha`` rounded as TFLite stores it (int8, one symmetric scale), output range tracked.
+
+    Args:
+        source: the PReLU layer (its ``alpha`` and ``shared_axes`` are copied).
+    """
+
+    def __init__(self, source: Any, **kwargs: Any) -> None:
+        super().__init__(name=source.name, **kwargs)
+        self._alpha = np.asarray(source.alpha)
+        self.output_range = RangeQuantizer(name=f"{source.name}_range")
+
+    def build(self, input_shape: Any) -> None:
+        value = self._alpha.astype("float32")
+        self.alpha = self.add_weight(name="alpha", shape=value.shape, initializer=lambda shape, dtype=None: value)
+        self.output_range.build(None)
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        # Keras's own formula, which the converter matches to one PRELU op
+        outputs = ops.relu(inputs) + -_round_to_int8_grid(self.alpha) * ops.relu(-inputs)
+        return self.output_range(outputs, training=training)
+
+
+def _round_to_int8_grid(values: Any) -> Any:
+    """``values`` rounded to the int8 grid TFLite stores them on (one symmetric scale ``max|v| / 127``), with a
+    straight-through gradient. Plain ops, not a FakeQuant op: the converter folds them into a constant that it
+    quantizes itself (with a FakeQuant op on it, it leaves PRELU in float)."""
+    scale = ops.stop_gradient(ops.maximum(ops.max(ops.abs(values)), MIN_RANGE)) / 127.0
+    return values + ops.stop_gradient(ops.round(values / scale) * scale - values)
+
+
+class QuantizedAffine(keras.layers.Layer):
+    """A per-channel ``x * factor + shift`` for QAT, run as a 1x1 depthwise convolution with int8 per-channel weights.
+
+    Stands for a BatchNormalization that cannot be folded into the layer before it (``factor = gamma /
+    sqrt(var + eps)``, ``shift = beta - mean * factor``; ``gamma``/``beta`` train, the moving statistics are
+    frozen), a ``Rescaling`` or a ``Normalization``. Inputs of rank 2 or 3 are reshaped to rank 4 around it.
+    Each channel's factor is its own int8 weight (``±127`` at scale ``|factor| / 127``), so only the
+    output's tracked range quantizes anything.
+
+    Args:
+        source: the BatchNormalization, Rescaling or Normalization layer.
+    """
+
+    def __init__(self, source: Any, **kwargs: Any) -> None:
+        super().__init__(name=source.name, **kwargs)
+        self._initial = _affine_parameters(source)
+        self.epsilon = float(source.epsilon) if type(source).__name__ == "BatchNormalization" else None
+        self.output_range = RangeQuantizer(name=f"{source.name}_range")
+
+    def build(self, input_shape: Any) -> None:
+        channels = int(input_shape[-1])
+        self.weights_ = {}
+        for k, v in self._initial.items():
+            value = np.broadcast_to(np.asarray(v, np.float32).reshape(-1), (channels,)).copy()
+            self.weights_[k] = self.add_weight(name=k, shape=value.shape, trainable=k in ("gamma", "beta"),
+                                               initializer=lambda shape, dtype=None, value=value: value)
+        self.output_range.build(None)
+
+    def affine(self) -> tuple[Any, Any]:
+        """``(factor, shift)``, one value per channel."""
+        w = self.weights_
+        if "gamma" not in w:
+            return w["factor"], w["shift"]
+        factor = w["gamma"] / ops.sqrt(w["moving_variance"] + self.epsilon)
+        return factor, w["beta"] - w["moving_mean"] * factor
+
+    def call(self, inputs: Any, training: bool = False, mask: Any = None) -> Any:
+        factor, shift = self.affine()
+        rank = len(inputs.shape)
+        x = inputs if rank == 4 else ops.reshape(inputs, (-1, *([1] * (4 - rank)), *inputs.shape[1:]))
+        kernel = ops.reshape(factor, (1, 1, -1, 1))
+        outputs = ops.depthwise_conv(x, _depthwise_fake_quant(kernel), strides=1, padding="valid") + shift
+        outputs = self.output_range(outputs, training=training)
+        return outputs if rank == 4 else ops.reshape(outputs, (-1, *inputs.shape[1:]))
+
+
+def _affine_parameters(source: Any) -> dict[str, Any]:
+    """The per-channel parameters of a BatchNormalization (``gamma``, ``beta``, moving statistics), or the
+    ``factor``/``shift`` of a Rescaling or Normalization."""
+    cls = type(source).__name__
+    if cls == "BatchNormalization":
+        bn = {w.path.split("/")[-1]: np.asarray(w) for w in source.weights}
+        channels = bn["moving_mean"].shape[0]
+        return {"gamma": bn.get("gamma", np.ones(channels, np.float32)), "beta": bn.get("beta", np.zeros(channels, np.float32)),
+                "moving_mean": bn["moving_mean"], "moving_variance": bn["moving_variance"]}
+    if cls == "Rescaling":
+        return {"factor": np.asarray(source.scale, np.float32), "shift": np.asarray(source.offset, np.float32)}
+    mean, variance = np.asarray(source.mean, np.float32), np.asarray(source.variance, np.float32)
+    factor = 1.0 / np.maximum(np.sqrt(variance), keras.backend.epsilon())
+    return {"factor": factor, "shift": -mean * factor}
+
+
+class QuantizedConv1D(QuantizedConv):
+    """A Conv1D for QAT: run as the Conv2D over a height-1 image that TFLite makes of it (same arguments as
+    :class:`QuantizedConv`, whose ``kind`` is ``conv1d`` here)."""
+
+    def __init__(self, kind: str, source: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__("conv", source, *args, **kwargs)
+        self.conv_args = {"strides": (1, *source.strides), "padding": source.padding,
+                          "dilation_rate": (1, *source.dilation_rate)}
+
+    def folded(self) -> tuple[Any, Any]:
+        kernel, bias = super().folded()
+        return ops.expand_dims(kernel, 0), bias
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        return ops.squeeze(super().call(ops.expand_dims(inputs, 1), training=training), 1)

@@ -21,6 +21,11 @@ def layer_summary(layers: dict[str, dict[str, Any]]) -> str:
         parts.append(f"{roles['fold']} BatchNorm folded")
     if roles["fuse"]:
         parts.append(f"{roles['fuse']} ReLU fused")
+    if roles["affine"]:
+        parts.append(f"{roles['affine']} per-channel affine (BatchNorm/Rescaling/Normalization)")
+    activations = roles["activation"] + roles["prelu"] + sum(1 for step in layers.values() if step.get("then"))
+    if activations:
+        parts.append(f"{activations} activation{'s' if activations > 1 else ''} with int8 kernels")
     return ", ".join(parts)
 
 

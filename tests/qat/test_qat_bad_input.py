@@ -36,13 +36,13 @@ def test_unsupported_layers_are_named_before_any_data_is_read(tmp_path):
 
     inp = keras.Input((10, 6), name="seq")
     x = keras.layers.LayerNormalization(name="my_norm")(inp)
-    x = keras.layers.Conv1D(4, 3, name="my_conv1d")(x)
+    x = keras.layers.Conv1D(4, 3, padding="causal", name="my_conv1d")(x)
     x = keras.layers.Flatten()(x)
     path = _save(keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x)), tmp_path / "m.keras")
     with pytest.raises(ConversionError) as info:  # the data does not exist: the layers are checked first
         edgeq.qat(path, tmp_path / "missing_data", tmp_path / "out.tflite")
     message = str(info.value)
-    assert "'my_norm' (LayerNormalization)" in message and "'my_conv1d' (Conv1D)" in message
+    assert "'my_norm' (LayerNormalization)" in message and "'my_conv1d' (Conv1D): causal padding" in message
     assert "edgeq convert" in message and not (tmp_path / "out.tflite").exists()
 
 
@@ -50,10 +50,10 @@ def test_activation_qat_cannot_quantize_is_named(tmp_path):
     import keras
 
     inp = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(4, 3, activation="swish", name="swishy")(inp)
+    x = keras.layers.Conv2D(4, 3, activation="gelu", name="swishy")(inp)
     x = keras.layers.GlobalAveragePooling2D()(x)
     path = _save(keras.Model(inp, keras.layers.Dense(2, activation="softmax")(x)), tmp_path / "m.keras")
-    with pytest.raises(ConversionError, match=r"'swishy' \(Conv2D\): activation 'silu' \(supported: relu, relu6"):
+    with pytest.raises(ConversionError, match=r"'swishy' \(Conv2D\): activation 'gelu' \(supported: relu, relu6, sigmoid"):
         edgeq.qat(path, tmp_path / "x.npz", tmp_path / "out.tflite")
 
 
