@@ -291,11 +291,14 @@ def _check_options(epochs: int, batch_size: int, learning_rate: float | None, io
 
 def _weight_only_int4(qat_model: Any) -> None:
     """Switch a built QAT model to int4 weight-only training: int4 weights, every activation range passes through."""
-    from edgeq.converters.qat_layers import QuantizedConv, RangeQuantizer
+    from edgeq.converters.qat_layers import (QuantizedActivation, QuantizedAffine, QuantizedConv, QuantizedPReLU,
+                                             RangeQuantizer)
 
     for layer in qat_model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, RangeQuantizer):
             layer.enabled = False
+        elif isinstance(layer, (QuantizedActivation, QuantizedAffine, QuantizedPReLU)):
+            layer.quantize = False
         elif isinstance(layer, QuantizedConv):
             layer.weight_bits = 4
 

@@ -249,7 +249,12 @@ class QuantizedActivation(keras.layers.Layer):
         if self.output_range is not None:
             self.output_range.build(None)
 
+    #: ``False``: the activation runs in float (int4 weight-only QAT, whose export keeps activations float)
+    quantize = True
+
     def call(self, inputs: Any, training: bool = False) -> Any:
+        if not self.quantize:
+            return QUANTIZED_ACTIVATIONS[self.activation](inputs)
         if self.activation in FIXED_RANGES:
             return fake_quant_fixed(QUANTIZED_ACTIVATIONS[self.activation](inputs), self.activation)
         if self.activation == "silu":
@@ -276,9 +281,13 @@ class QuantizedPReLU(keras.layers.Layer):
         self.alpha = self.add_weight(name="alpha", shape=value.shape, initializer=lambda shape, dtype=None: value)
         self.output_range.build(None)
 
+    #: ``False``: ``alpha`` stays float (int4 weight-only QAT stores PReLU's alpha as float)
+    quantize = True
+
     def call(self, inputs: Any, training: bool = False) -> Any:
         # Keras's own formula, which the converter matches to one PRELU op
-        outputs = ops.relu(inputs) + -_round_to_int8_grid(self.alpha) * ops.relu(-inputs)
+        alpha = _round_to_int8_grid(self.alpha) if self.quantize else self.alpha
+        outputs = ops.relu(inputs) + -alpha * ops.relu(-inputs)
         return self.output_range(outputs, training=training)
 
 
@@ -326,12 +335,16 @@ class QuantizedAffine(keras.layers.Layer):
         factor = w["gamma"] / ops.sqrt(w["moving_variance"] + self.epsilon)
         return factor, w["beta"] - w["moving_mean"] * factor
 
+    #: ``False``: the factors stay float (int4 weight-only QAT, whose export keeps depthwise kernels float)
+    quantize = True
+
     def call(self, inputs: Any, training: bool = False, mask: Any = None) -> Any:
         factor, shift = self.affine()
         rank = len(inputs.shape)
         x = inputs if rank == 4 else ops.reshape(inputs, (-1, *([1] * (4 - rank)), *inputs.shape[1:]))
         kernel = ops.reshape(factor, (1, 1, -1, 1))
-        outputs = ops.depthwise_conv(x, _depthwise_fake_quant(kernel), strides=1, padding="valid") + shift
+        kernel = _depthwise_fake_quant(kernel) if self.quantize else kernel
+        outputs = ops.depthwise_conv(x, kernel, strides=1, padding="valid") + shift
         outputs = self.output_range(outputs, training=training)
         return outputs if rank == 4 else ops.reshape(outputs, (-1, *inputs.shape[1:]))
 

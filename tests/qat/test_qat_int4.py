@@ -157,3 +157,37 @@ def test_cli_int4_json_and_a_bad_combination(tiny, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == "UsageError: --weights must be one of int8, int4. Received: 'int2'"
     assert [p.name for p in tmp_path.iterdir()] == ["cli4.tflite"]  # the refused runs wrote nothing
+
+
+def test_int4_qat_with_new_layouts_keeps_every_activation_float(tmp_path):
+    """Rescaling, BatchNorm after ReLU, swish, sigmoid and PReLU train in float under int4 weight-only QAT, so the
+    exported file (float activations, float PReLU alpha) still computes what was trained."""
+    import keras
+
+    keras.utils.set_random_seed(4)
+    L = keras.layers
+    inp = keras.Input((8, 8, 3), name="x")
+    x = L.Rescaling(1 / 255.0)(inp)
+    x = L.BatchNormalization()(L.Conv2D(6, 3, padding="same", activation="relu", name="conv")(x))
+    x = L.Activation("swish")(x)
+    x = L.PReLU(shared_axes=[1, 2])(L.Conv2D(6, 3, padding="same", name="conv2")(x))
+    x = L.Activation("sigmoid")(L.Conv2D(5, 1, name="conv3")(x))
+    x = L.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, L.Dense(3, activation="softmax", name="out")(x))
+    rng = np.random.default_rng(1)
+    xs = (rng.random((96, 8, 8, 3)) * 255).astype(np.float32)
+    ys = (xs[:, :4].mean(axis=(1, 2, 3)) > 127).astype(np.int64) + (xs[:, 4:, :, 0].mean(axis=(1, 2)) > 127)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(xs, ys, epochs=1, batch_size=32, verbose=0)
+    model.save(tmp_path / "layouts.keras")
+    np.savez(tmp_path / "train.npz", x=xs, y=ys)
+
+    out = tmp_path / "layouts_int4.tflite"
+    result = edgeq.qat(tmp_path / "layouts.keras", tmp_path / "train.npz", out, epochs=1, weights="int4", force=True)
+    parse(out.read_bytes())
+    assert read_metadata(out).quant.weights["quantized"].get("CONV_2D") == 3
+    lite = Model(out)
+    got = np.concatenate([next(iter(lite.predict(s[None]).values())) for s in xs[:12]])
+    want = np.asarray(result.trained_model(xs[:12], training=False))
+    # an int8-grid sigmoid or PReLU alpha in training would put steps of ~1/256 between the two
+    assert np.abs(got - want).max() < 2e-5
