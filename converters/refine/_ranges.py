@@ -12,13 +12,13 @@ it, on the statistics samples; the best is kept if it also wins clearly (``MIN_G
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from edgeq.converters.refine import _layers
-from edgeq.converters.refine._layers import op_name
-from edgeq.converters.refine._stats import sample_patches
+from edgeq.converters.refine._layers import Layer, op_name
+from edgeq.converters.refine._stats import ROWS_PER_SAMPLE, sample_patches
 
 if TYPE_CHECKING:
     from edgeq.converters.refine._refine import _Pair, _Refiner
@@ -32,6 +32,11 @@ SHRINK = np.geomspace(1.0, 1e-3, 31)
 MIN_GAIN = 0.25
 #: samples the search quantizes activations of (statistics / held back), at most
 MAX_SAMPLES = 64
+#: values (window rows x window size) per consuming layer the search quantizes, per sample set: enough rows to rank
+#: 31 ranges, few enough that MobileNetV2-224's 960-channel depthwise windows do not cost minutes
+SEARCH_VALUES = 1 << 22
+#: the search scores every ``COARSE``-th candidate range, then those around the best of them
+COARSE = 5
 
 
 def candidates(refiner: _Refiner) -> list[tuple[int, list[_Pair]]]:
@@ -96,32 +101,56 @@ def _score(pairs: list[_Pair], currents: list[np.ndarray], windows: list[np.ndar
     return errors
 
 
-def _windows(refiner: _Refiner, pairs: list[_Pair], samples: list, seed: int) -> tuple[list[np.ndarray], float, float]:
-    """Per consumer, its float input patches on up to ``MAX_SAMPLES`` samples; and the activation's min and max."""
+def _window_values(layer: Layer) -> int:
+    """Values in one input window of ``layer`` (a row of :func:`edgeq.converters.refine._stats.patches`)."""
+    if layer.kind == "FULLY_CONNECTED":
+        return int(layer.shape[-1])
+    return int(np.prod(layer.shape[1:3])) * (int(layer.shape[-1]) if layer.kind == "DEPTHWISE_CONV_2D" else int(layer.shape[3]))
+
+
+def gather(refiner: _Refiner, found: list[tuple[int, list[_Pair]]], samples: list, seed: int,
+           advance: Callable[[int], None] = lambda n: None) -> list[tuple[list[np.ndarray], float, float]]:
+    """Per candidate tensor: per consumer its float input windows on up to ``MAX_SAMPLES`` samples (at most
+    ``SEARCH_VALUES`` values, rows drawn evenly per sample), and the tensor's min and max — one float pass for all."""
     rng = np.random.default_rng(seed)
-    rows: list[list[np.ndarray]] = [[] for _ in pairs]
-    lo, hi = np.inf, -np.inf
-    for sample in samples[:MAX_SAMPLES]:
+    samples = samples[:MAX_SAMPLES]
+    if not found:
+        return []
+    rows = [[max(1, min(ROWS_PER_SAMPLE, SEARCH_VALUES // (len(samples) * _window_values(p.layer)))) for p in pairs]
+            for _, pairs in found]
+    windows: list[list[list[np.ndarray]]] = [[[] for _ in pairs] for _, pairs in found]
+    limits = [[np.inf, -np.inf] for _ in found]
+    for sample in samples:
         refiner.float_reader.run(sample)
-        x = refiner.float_reader.tensor(pairs[0].reference.input)
-        lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
-        for i, pair in enumerate(pairs):
-            rows[i].append(sample_patches(pair.layer, x, rng))
-    return [np.concatenate(r).astype(np.float32) for r in rows], lo, hi
+        for t, (_, pairs) in enumerate(found):
+            x = refiner.float_reader.tensor(pairs[0].reference.input, np.float32)
+            limits[t] = [min(limits[t][0], float(x.min())), max(limits[t][1], float(x.max()))]
+            for i, pair in enumerate(pairs):
+                windows[t][i].append(sample_patches(pair.layer, x, rng, rows[t][i]))
+        advance(1)
+    return [([np.concatenate(w) for w in per_pair], lo, hi) for per_pair, (lo, hi) in zip(windows, limits)]
 
 
-def propose(refiner: _Refiner, tensor: int, pairs: list[_Pair]) -> tuple[float, float] | None:
-    """The best range for ``tensor`` if it beats the current one on the held-back samples, else ``None``."""
+def propose(refiner: _Refiner, tensor: int, pairs: list[_Pair], fit: tuple[list[np.ndarray], float, float],
+            check: tuple[list[np.ndarray], float, float]) -> tuple[float, float] | None:
+    """The best range for ``tensor`` if it beats the current one on the held-back windows, else ``None``.
+
+    Scores every ``COARSE``-th candidate range, then the candidates around the best of those.
+    """
     q = refiner.model.subgraphs[0].tensors[tensor].quantization
     scale, zero = float(q.scale[0]), int(q.zeroPoint[0])
     current = ((-128 - zero) * scale, (127 - zero) * scale)
-    fit, lo, hi = _windows(refiner, pairs, refiner.fit, refiner.seed)
-    check, _, _ = _windows(refiner, pairs, refiner.check, refiner.seed + 1)
+    fit_windows, lo, hi = fit
     ranges = [(lo * r, hi * r) for r in SHRINK]
     currents = [refiner._current(p.layer) for p in pairs]
-    best = ranges[int(np.argmin(_score(pairs, currents, fit, ranges)))]
-    scores = _score(pairs, currents, check, [current, best])
-    return best if scores[1] < scores[0] * (1 - MIN_GAIN) else None
+    coarse = list(range(0, len(ranges), COARSE))
+    scores = dict(zip(coarse, _score(pairs, currents, fit_windows, [ranges[i] for i in coarse])))
+    middle = min(scores, key=scores.__getitem__)
+    fine = [i for i in range(max(0, middle - COARSE + 1), min(len(ranges), middle + COARSE)) if i not in scores]
+    scores.update(zip(fine, _score(pairs, currents, fit_windows, [ranges[i] for i in fine])))
+    best = ranges[min(scores, key=scores.__getitem__)]
+    held_back = _score(pairs, currents, check[0], [current, best])
+    return best if held_back[1] < held_back[0] * (1 - MIN_GAIN) else None
 
 
 def apply(refiner: _Refiner, tensor: int, pairs: list[_Pair], lo: float, hi: float) -> None:

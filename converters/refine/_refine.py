@@ -298,9 +298,12 @@ class _Refiner:
         before = self.error()
         saved = []
         found = _ranges.candidates(self)
-        with progress_step(f"Refining: {name}", len(found)) as advance:
-            for tensor, pairs in found:
-                best = _ranges.propose(self, tensor, pairs)
+        passes = (min(len(self.fit), _ranges.MAX_SAMPLES) + min(len(self.check), _ranges.MAX_SAMPLES)) if found else 0
+        with progress_step(f"Refining: {name}", passes + len(found)) as advance:
+            fit = _ranges.gather(self, found, self.fit, self.seed, advance)
+            check = _ranges.gather(self, found, self.check, self.seed + 1, advance)
+            for (tensor, pairs), fit_windows, check_windows in zip(found, fit, check):
+                best = _ranges.propose(self, tensor, pairs, fit_windows, check_windows)
                 if best is not None:
                     saved.append((tensor, pairs, self._range_saved(tensor, pairs)))
                     _ranges.apply(self, tensor, pairs, *best)
