@@ -5,7 +5,9 @@ Run by ``benchmarks/run.py`` as a child process (it imports TensorFlow; the pare
     python benchmarks/_convert.py PLAN.json RESULT.json
 
 For every model x mode the bare call and ``edgeq.convert`` run back to back, the one going first
-alternating from pair to pair, after an untimed warm-up of both. Both read the same SavedModel and
+alternating from pair to pair, after an untimed warm-up of both. With ``rounds`` > 1 (the plan's) each
+model x mode is timed in that many rounds of bare, edgeq and bare again (the A/A noise floor), the order
+rotating, and the figures are medians over the rounds. Both read the same SavedModel and
 the same representative arrays (a ``.npy`` file), and the bare converter gets exactly edgeq's
 converter settings (the mode registry's ``configure``):
 
@@ -81,22 +83,55 @@ def _edgeq(src: Path, data: Path, out: Path, mode: str, samples: int) -> dict[st
     }
 
 
-def _pair(index: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Time the bare call and edgeq's, the first alternating with ``index``."""
-    record: dict[str, Any] = {"order": "bare first" if index % 2 == 0 else "edgeq first"}
-    steps = [("bare", bare), ("edgeq", ours)]
-    for name, fn in steps if index % 2 == 0 else steps[::-1]:
+def _pair(index: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, Any]], aa: bool = False) -> dict[str, Any]:
+    """Time the bare call and edgeq's (and the bare call again when ``aa``), the first rotating with ``index``."""
+    steps = [("bare", bare), ("edgeq", ours)] + ([("again", bare)] if aa else [])
+    start = index % len(steps)
+    steps = steps[start:] + steps[:start]
+    record: dict[str, Any] = {"order": " → ".join(name for name, _ in steps)}
+    for name, fn in steps:
         try:
-            if name == "bare":
-                seconds, body = _timed(fn)
-                record["bare"] = {"seconds": seconds, "bytes": len(body)}
-            else:
+            if name == "edgeq":
                 record["edgeq"] = fn()
+            else:
+                seconds, body = _timed(fn)
+                record[name] = {"seconds": seconds, "bytes": len(body)}
         except Exception as exc:  # noqa: BLE001 - a failed conversion is a result of the benchmark
             record[f"{name}_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
     bare_s = record.get("bare", {}).get("seconds")
     ours_s = record.get("edgeq", {}).get("without_verify_s")
     record["overhead"] = ours_s / bare_s - 1 if bare_s and ours_s else None
+    return record
+
+
+def _rounds(index: int, rounds: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, Any]],
+            aa: bool) -> dict[str, Any]:
+    """``rounds`` interleaved pairs (see :func:`_pair`) summarised by medians.
+
+    ``bare.seconds`` and ``edgeq.without_verify_s`` are the medians over the rounds, ``edgeq`` otherwise the round
+    with the median time, ``overhead`` their ratio minus one, and ``aa`` the second bare call's median over the
+    first's minus one: what the machine's noise alone makes of two identical calls.
+    """
+    runs = [_pair(index + r, bare, ours, aa) for r in range(rounds)]
+    if rounds == 1:
+        return runs[0]
+    record: dict[str, Any] = {"rounds": [{"order": r["order"], "bare_s": r.get("bare", {}).get("seconds"),
+                                          "edgeq_s": r.get("edgeq", {}).get("without_verify_s"),
+                                          "again_s": r.get("again", {}).get("seconds")} for r in runs]}
+    for r in runs:
+        record.update({k: v for k, v in r.items() if k.endswith("_error") and k not in record})
+    timed = [r for r in runs if r.get("edgeq") and r.get("bare")]
+    if not timed:
+        return {**runs[0], **record}
+    bare_s = float(np.median([r["bare"]["seconds"] for r in timed]))
+    ours = sorted(timed, key=lambda r: r["edgeq"]["without_verify_s"])
+    middle = ours[(len(ours) - 1) // 2]["edgeq"]
+    ours_s = float(np.median([r["edgeq"]["without_verify_s"] for r in timed]))
+    record.update(bare={**timed[0]["bare"], "seconds": bare_s}, edgeq={**middle, "without_verify_s": ours_s},
+                  overhead=ours_s / bare_s - 1)
+    again = [r["again"]["seconds"] for r in timed if r.get("again")]
+    if again:
+        record["aa"] = float(np.median(again)) / bare_s - 1
     return record
 
 
@@ -144,6 +179,8 @@ def main(plan_file: str, result_file: str) -> int:
     _edgeq(first.saved_model, first.data, work / "warmup.tflite", "float32", len(np.load(first.data, mmap_mode="r")))
 
     index = 0
+    rounds = int(plan.get("rounds", 1))
+    result["rounds"] = rounds
     for model in models:
         src = files[model.name]
         samples = result["models"][model.name]["calibration_samples"]
@@ -153,15 +190,17 @@ def main(plan_file: str, result_file: str) -> int:
             if plan.get("reuse") and out.exists():
                 result["pairs"].append({"model": model.name, "mode": mode, "cached": True, "bytes": out.stat().st_size})
                 continue
-            record = _pair(
-                index,
+            record = _rounds(
+                index, rounds,
                 lambda: _bare_converter(tf, src.saved_model, mode, src.data),
                 lambda: _edgeq(src.saved_model, src.data, out, mode, samples),
+                aa=rounds > 1,
             )
             record.update(model=model.name, mode=mode, cached=False)
             result["pairs"].append(record)
-            print(f"converted {model.name} {mode}: overhead {record['overhead']}", file=sys.stderr, flush=True)
-            index += 1
+            print(f"converted {model.name} {mode}: overhead {record['overhead']} (A/A {record.get('aa')})",
+                  file=sys.stderr, flush=True)
+            index += rounds
         if plan.get("keras_path") and not plan.get("reuse"):
             record = _pair(
                 index,
