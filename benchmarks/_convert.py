@@ -13,7 +13,8 @@ converter settings (the mode registry's ``configure``):
 
 * bare: ``np.load`` + ``TFLiteConverter.from_saved_model(dir)`` + settings + ``convert()``;
 * edgeq: ``edgeq.convert(dir, data=npy, ...)`` wall time; ``ConversionResult.seconds`` splits it into
-  load / convert / verify, and the overhead is ``(wall - verify) / bare - 1``.
+  load / convert / verify, and the overhead is ``(wall - verify) / bare - 1``; the same in CPU time
+  (``ConversionResult.cpu_seconds``) as ``cpu_overhead``.
 
 Per model, the ``.keras`` path is timed once more in int8 (bare: ``keras.models.load_model`` +
 ``model.export`` + the same converter call), because that is what most users convert from.
@@ -58,23 +59,27 @@ def _bare_from_keras(tf: Any, keras: Any, keras_path: Path, workdir: Path, mode:
         shutil.rmtree(export, ignore_errors=True)
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall and CPU seconds (all threads of this process) of ``fn()``, and its value."""
     gc.collect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     value = fn()
-    return time.perf_counter() - started, value
+    return time.perf_counter() - started, time.process_time() - cpu, value
 
 
 def _edgeq(src: Path, data: Path, out: Path, mode: str, samples: int) -> dict[str, Any]:
     import edgeq
 
-    wall, result = _timed(lambda: edgeq.convert(str(src), str(data), str(out), mode=mode, samples=samples, force=True))
+    wall, cpu, result = _timed(lambda: edgeq.convert(str(src), str(data), str(out), mode=mode, samples=samples, force=True))
     seconds = dict(result.seconds)
+    cpu_seconds = dict(getattr(result, "cpu_seconds", {}))  # edgeq before 2026-12-01 did not time CPU
     v = result.verification
     return {
         "wall_s": wall,
         "seconds": seconds,
         "without_verify_s": wall - seconds.get("verify", 0.0),
+        "cpu_seconds": cpu_seconds,
+        "cpu_without_verify_s": cpu - cpu_seconds["verify"] if "verify" in cpu_seconds else None,
         "bytes": out.stat().st_size,
         "warnings": list(result.warnings),
         "agreement": v.agreement,
@@ -94,13 +99,16 @@ def _pair(index: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, An
             if name == "edgeq":
                 record["edgeq"] = fn()
             else:
-                seconds, body = _timed(fn)
-                record[name] = {"seconds": seconds, "bytes": len(body)}
+                seconds, cpu, body = _timed(fn)
+                record[name] = {"seconds": seconds, "cpu_s": cpu, "bytes": len(body)}
         except Exception as exc:  # noqa: BLE001 - a failed conversion is a result of the benchmark
             record[f"{name}_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
     bare_s = record.get("bare", {}).get("seconds")
     ours_s = record.get("edgeq", {}).get("without_verify_s")
     record["overhead"] = ours_s / bare_s - 1 if bare_s and ours_s else None
+    bare_cpu = record.get("bare", {}).get("cpu_s")
+    ours_cpu = record.get("edgeq", {}).get("cpu_without_verify_s")
+    record["cpu_overhead"] = ours_cpu / bare_cpu - 1 if bare_cpu and ours_cpu else None
     return record
 
 
@@ -110,14 +118,18 @@ def _rounds(index: int, rounds: int, bare: Callable[[], bytes], ours: Callable[[
 
     ``bare.seconds`` and ``edgeq.without_verify_s`` are the medians over the rounds, ``edgeq`` otherwise the round
     with the median time, ``overhead`` their ratio minus one, and ``aa`` the second bare call's median over the
-    first's minus one: what the machine's noise alone makes of two identical calls.
+    first's minus one: what the machine's noise alone makes of two identical calls. ``cpu_*`` are the same in
+CPU seconds of all threads (user + system), which a busy machine disturbs less than wall time.
     """
     runs = [_pair(index + r, bare, ours, aa) for r in range(rounds)]
     if rounds == 1:
         return runs[0]
     record: dict[str, Any] = {"rounds": [{"order": r["order"], "bare_s": r.get("bare", {}).get("seconds"),
                                           "edgeq_s": r.get("edgeq", {}).get("without_verify_s"),
-                                          "again_s": r.get("again", {}).get("seconds")} for r in runs]}
+                                          "again_s": r.get("again", {}).get("seconds"),
+                                          "bare_cpu_s": r.get("bare", {}).get("cpu_s"),
+                                          "edgeq_cpu_s": r.get("edgeq", {}).get("cpu_without_verify_s"),
+                                          "again_cpu_s": r.get("again", {}).get("cpu_s")} for r in runs]}
     for r in runs:
         record.update({k: v for k, v in r.items() if k.endswith("_error") and k not in record})
     timed = [r for r in runs if r.get("edgeq") and r.get("bare")]
@@ -132,6 +144,15 @@ def _rounds(index: int, rounds: int, bare: Callable[[], bytes], ours: Callable[[
     again = [r["again"]["seconds"] for r in timed if r.get("again")]
     if again:
         record["aa"] = float(np.median(again)) / bare_s - 1
+    bare_cpu = float(np.median([r["bare"]["cpu_s"] for r in timed]))
+    record["bare"]["cpu_s"] = bare_cpu
+    cpus = [r["edgeq"]["cpu_without_verify_s"] for r in timed if r["edgeq"].get("cpu_without_verify_s") is not None]
+    if cpus:
+        record["edgeq"]["cpu_without_verify_s"] = float(np.median(cpus))
+        record["cpu_overhead"] = float(np.median(cpus)) / bare_cpu - 1
+    again_cpu = [r["again"]["cpu_s"] for r in timed if r.get("again")]
+    if again_cpu:
+        record["cpu_aa"] = float(np.median(again_cpu)) / bare_cpu - 1
     return record
 
 
@@ -198,7 +219,8 @@ def main(plan_file: str, result_file: str) -> int:
             )
             record.update(model=model.name, mode=mode, cached=False)
             result["pairs"].append(record)
-            print(f"converted {model.name} {mode}: overhead {record['overhead']} (A/A {record.get('aa')})",
+            print(f"converted {model.name} {mode}: overhead {record['overhead']} (A/A {record.get('aa')}), "
+                  f"CPU {record.get('cpu_overhead')} (A/A {record.get('cpu_aa')})",
                   file=sys.stderr, flush=True)
             index += rounds
         if plan.get("keras_path") and not plan.get("reuse"):

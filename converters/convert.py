@@ -49,10 +49,13 @@ class ConversionResult:
         warnings: things the user should know (slow mode, poor fit for the target, no held-out data).
         checks: what the sanity checks found (degenerate float predictions, images resized to fit);
             also in ``warnings``; ``strict`` turns them into a failure.
-        seconds: time spent loading, converting and verifying.
+        seconds: time spent loading, converting and verifying (``checks``: the sanity checks' statistics
+            on verification's float outputs, apart from ``verify``).
         fallback: what ``keep_float``/``calibration``/``max_drop`` did (a
             :class:`~edgeq.converters.fallback.FallbackReport`), or ``None``.
         refine: what ``--refine`` did (a :class:`~edgeq.converters.refine.RefineReport`), or ``None``.
+        cpu_seconds: the same steps as ``seconds`` in CPU time of all threads (steadier than wall time on a
+            busy machine).
     """
 
     out: Path
@@ -63,6 +66,7 @@ class ConversionResult:
     fallback: Any = None
     checks: list[str] = field(default_factory=list)
     refine: Any = None
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def mode(self) -> str:
@@ -72,6 +76,7 @@ class ConversionResult:
         return {
             "out": str(self.out), "mode": self.mode, "verification": self.verification.to_dict(),
             "warnings": list(self.warnings), "checks": list(self.checks), "seconds": dict(self.seconds),
+            "cpu_seconds": dict(self.cpu_seconds),
             "metadata": self.metadata.to_dict(),
             "fallback": self.fallback.to_dict() if self.fallback is not None else None,
             "refine": self.refine.to_dict() if self.refine is not None else None,
@@ -252,9 +257,9 @@ def convert(
     notes = [spec.warning] if spec.warning else []
     notes += _target_warnings(target, spec.key.value)
     tf = _lazy.tensorflow()
-    seconds: dict[str, float] = {}
+    clock = _Clock()
     with tempfile.TemporaryDirectory(prefix="edgeq-convert-") as workdir:
-        t0 = time.perf_counter()
+        t0 = clock.now()
         with step("Loading the model"):
             source = load_source(model, workdir)
         notes += source.notes
@@ -278,8 +283,8 @@ def convert(
             checks += degenerate_outputs(expected, _checked_samples(sample_set))  # type: ignore[arg-type]
         if strict:
             _refuse(checks)
-        seconds["load"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        clock.record("load", t0)
+        t0 = clock.now()
         report = None
         if selective is not None:
             tflite, report = selective.selective_quantize(
@@ -293,19 +298,19 @@ def convert(
             processed = spec.postprocess(tflite, {"block_size": block_size})
             tflite, weights = processed.model, processed.recipe
             notes += processed.notes
-        seconds["convert"] = time.perf_counter() - t0
+        clock.record("convert", t0)
         refinement = plain = None
         if refine:
-            t0 = time.perf_counter()
+            t0 = clock.now()
             plain = tflite
             tflite, refinement = refiner.refine_conversion(tf, source, spec, tflite, reference, sample_set, seed)
-            seconds["refine"] = time.perf_counter() - t0
+            clock.record("refine", t0)
     if spec.needs_data:
         # ops kept in float on purpose are allowed; any other float op means a missing integer kernel
         left = float_ops(parse(tflite)) if report is None else report.unexpected_float_ops(tflite)
         if left:  # the converter silently keeps ops without integer kernels in float
             raise ConversionError(describe_float_ops(parse(tflite), spec.key.value, list(left)))
-    t0 = time.perf_counter()
+    t0 = clock.now()
     with quiet_native_output():  # LiteRT's one-time "Created TensorFlow Lite XNNPACK delegate" line
         converted = Model(tflite, threads=None)
     if held_back is not None:
@@ -319,9 +324,9 @@ def convert(
     if expected is None:
         expected = float_outputs(source, checked, _VERIFY_STEP)
         if shared_check:  # only the statistics are extra, and they are not verification time
-            t1 = time.perf_counter()
+            t1 = clock.now()
             checks += degenerate_outputs(expected, _checked_samples(sample_set))  # type: ignore[arg-type]
-            seconds["checks"] = time.perf_counter() - t1
+            clock.record("checks", t1)
     verification = verify(source, converted, checked, held, truth, where, expected)
     if held_back is None and sample_set is not None and not sample_set.held_out:
         notes.append("too little data to hold samples back: verified on calibration samples; pass --holdout N "
@@ -332,7 +337,7 @@ def convert(
     if refinement is not None and sample_set is not None:  # the plain model on the same samples, side by side
         plain_check = verify(source, Model(plain, threads=None), checked, held, truth, where, expected)
         refinement = refiner.with_plain(refinement, plain_check)
-    seconds["verify"] = time.perf_counter() - t0 - seconds.get("checks", 0.0)
+    clock.record("verify", t0, minus="checks")
     calibration = None
     if sample_set is not None and spec.needs_data:
         calibration = {"samples": len(sample_set.calibration), "seed": seed,
@@ -360,7 +365,7 @@ def convert(
     atomic_write(out, final, force=force)
     # the embedded figures describe the model body; the result reports the file as written
     result = ConversionResult(out, metadata, dataclasses.replace(verification, size_after=len(final)),
-                              checks + notes, seconds, report, checks, refinement)
+                              checks + notes, clock.wall, report, checks, refinement, clock.cpu)
     if report is not None and not report.met:
         failure = CheckFailed(f"accuracy budget not met: {report.message}; {out} was written with that best result")
         failure.result = result  # type: ignore[attr-defined]
@@ -373,6 +378,24 @@ def convert(
         failure.result = result  # type: ignore[attr-defined]
         raise failure
     return result
+
+
+class _Clock:
+    """Wall and CPU seconds (all threads) per step of a conversion."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @staticmethod
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    def record(self, name: str, since: tuple[float, float], minus: str | None = None) -> None:
+        """Record the step ``name`` begun at ``since``, less the step ``minus`` recorded inside it."""
+        wall, cpu = time.perf_counter() - since[0], time.process_time() - since[1]
+        self.wall[name] = wall - self.wall.get(minus, 0.0) if minus else wall
+        self.cpu[name] = cpu - self.cpu.get(minus, 0.0) if minus else cpu
 
 
 def _checked_samples(samples: SampleSet) -> str:

@@ -8,6 +8,10 @@ Inputs keep the model's own order (Keras's ``model.inputs``) and every input and
 serving-signature name, which the converted model keeps: samples are fed by name everywhere.
 A SavedModel that TF 2 cannot restore as Python objects (written by an older Keras: ``add_slot``) is read
 through its serving signature only (the TF 1 loader), frozen, and re-saved as a plain SavedModel.
+
+Signatures are read from ``saved_model.pb`` alone, and a SavedModel folder is restored by TensorFlow (the float
+reference) only when something first runs it, usually verification: the converter restores it on its own, and
+each restore costs about as much as converting a small model.
 """
 
 from __future__ import annotations
