@@ -70,7 +70,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 def _edgeq(src: Path, data: Path, out: Path, mode: str, samples: int) -> dict[str, Any]:
     import edgeq
 
-    wall, cpu, result = _timed(lambda: edgeq.convert(str(src), str(data), str(out), mode=mode, samples=samples, force=True))
+    wall, cpu, result = _timed(lambda: edgeq.convert(str(src), str(data), str(out), mode=mode, samples=samples,
+                                                     force=True))
     seconds = dict(result.seconds)
     cpu_seconds = dict(getattr(result, "cpu_seconds", {}))  # edgeq before 2026-12-01 did not time CPU
     v = result.verification
@@ -88,7 +89,8 @@ def _edgeq(src: Path, data: Path, out: Path, mode: str, samples: int) -> dict[st
     }
 
 
-def _pair(index: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, Any]], aa: bool = False) -> dict[str, Any]:
+def _pair(index: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, Any]],
+          aa: bool = False) -> dict[str, Any]:
     """Time the bare call and edgeq's (and the bare call again when ``aa``), the first rotating with ``index``."""
     steps = [("bare", bare), ("edgeq", ours)] + ([("again", bare)] if aa else [])
     start = index % len(steps)

@@ -186,7 +186,8 @@ def _model_table(results: dict[str, Any], model: str) -> list[str]:
         else:
             aa = f" (A/A {_pct(p['aa'])})" if p.get("aa") is not None else ""
             if p.get("cpu_overhead") is not None:
-                aa += f"; CPU {_pct(p['cpu_overhead'])}" + (f" (A/A {_pct(p['cpu_aa'])})" if p.get("cpu_aa") is not None else "")
+                aa += f"; CPU {_pct(p['cpu_overhead'])}"
+                aa += f" (A/A {_pct(p['cpu_aa'])})" if p.get("cpu_aa") is not None else ""
             row += [_f(p.get("edgeq", {}).get("without_verify_s")), _f(p.get("bare", {}).get("seconds")),
                     _pct(p.get("overhead")) + aa]
         for t in threads:
@@ -257,7 +258,8 @@ def markdown(results: dict[str, Any]) -> str:
             e = p.get("edgeq", {})
             sec = e.get("seconds", {})
             out.append(f"| {p['model']} | {_f(e.get('without_verify_s'))} | {_f(sec.get('load'))} / {_f(sec.get('convert'))} | "
-                       f"{_f(p.get('bare', {}).get('seconds'))} | {_pct(p.get('overhead'))} |")
+                       f"{_f(p.get('bare', {}).get('seconds'))} | {_pct(p.get('overhead'))}"
+                       + (f"; CPU {_pct(p['cpu_overhead'])}" if p.get("cpu_overhead") is not None else "") + " |")
         out.append("")
     if results.get("overhead"):
         out += ["## Runtime overhead", "",

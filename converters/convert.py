@@ -278,9 +278,9 @@ def convert(
         expected = None  # the float model's outputs on the verification samples
         if sample_set is not None and not shared_check:
             checks += degenerate_outputs(float_outputs(source, sample_set.calibration[:200]))
-        elif shared_check and strict:  # to fail before converting, verification's float pass runs first
-            expected = float_outputs(source, sample_set.verification, _VERIFY_STEP)  # type: ignore[union-attr]
-            checks += degenerate_outputs(expected, _checked_samples(sample_set))  # type: ignore[arg-type]
+        elif sample_set is not None and strict:  # shared, but failing comes before converting: float pass first
+            expected = float_outputs(source, sample_set.verification, _VERIFY_STEP)
+            checks += degenerate_outputs(expected, _checked_samples(sample_set))
         if strict:
             _refuse(checks)
         clock.record("load", t0)
@@ -323,9 +323,9 @@ def convert(
         notes.append("no --data given: verified on 20 random inputs in [0, 1); pass --data for a meaningful check")
     if expected is None:
         expected = float_outputs(source, checked, _VERIFY_STEP)
-        if shared_check:  # only the statistics are extra, and they are not verification time
+        if shared_check and sample_set is not None:  # only the statistics are extra: not verification time
             t1 = clock.now()
-            checks += degenerate_outputs(expected, _checked_samples(sample_set))  # type: ignore[arg-type]
+            checks += degenerate_outputs(expected, _checked_samples(sample_set))
             clock.record("checks", t1)
     verification = verify(source, converted, checked, held, truth, where, expected)
     if held_back is None and sample_set is not None and not sample_set.held_out:

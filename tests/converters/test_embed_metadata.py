@@ -30,7 +30,8 @@ def _object(model: bytes):  # type: ignore[no-untyped-def]
 def _same_model(a: bytes, b: bytes) -> None:
     """Both files hold the same buffers, metadata entries, signatures, version and subgraphs."""
     x, y = _object(a), _object(b)
-    assert x.version == y.version and len(x.subgraphs) == len(y.subgraphs) and len(x.operatorCodes) == len(y.operatorCodes)
+    assert x.version == y.version and len(x.subgraphs) == len(y.subgraphs)
+    assert len(x.operatorCodes) == len(y.operatorCodes)
     assert len(x.buffers) == len(y.buffers)
     for i, (bx, by) in enumerate(zip(x.buffers, y.buffers)):
         dx = np.asarray(bx.data if bx.data is not None else [], dtype=np.uint8)
