@@ -5,13 +5,16 @@ Run by ``benchmarks/run.py`` as a child process (it imports TensorFlow; the pare
     python benchmarks/_convert.py PLAN.json RESULT.json
 
 For every model x mode the bare call and ``edgeq.convert`` run back to back, the one going first
-alternating from pair to pair, after an untimed warm-up of both. Both read the same SavedModel and
+alternating from pair to pair, after an untimed warm-up of both. With ``rounds`` > 1 (the plan's) each
+model x mode is timed in that many rounds of bare, edgeq and bare again (the A/A noise floor), the order
+rotating, and the figures are medians over the rounds. Both read the same SavedModel and
 the same representative arrays (a ``.npy`` file), and the bare converter gets exactly edgeq's
 converter settings (the mode registry's ``configure``):
 
 * bare: ``np.load`` + ``TFLiteConverter.from_saved_model(dir)`` + settings + ``convert()``;
 * edgeq: ``edgeq.convert(dir, data=npy, ...)`` wall time; ``ConversionResult.seconds`` splits it into
-  load / convert / verify, and the overhead is ``(wall - verify) / bare - 1``.
+  load / convert / verify, and the overhead is ``(wall - verify) / bare - 1``; the same in CPU time
+  (``ConversionResult.cpu_seconds``) as ``cpu_overhead``.
 
 Per model, the ``.keras`` path is timed once more in int8 (bare: ``keras.models.load_model`` +
 ``model.export`` + the same converter call), because that is what most users convert from.
@@ -56,23 +59,28 @@ def _bare_from_keras(tf: Any, keras: Any, keras_path: Path, workdir: Path, mode:
         shutil.rmtree(export, ignore_errors=True)
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall and CPU seconds (all threads of this process) of ``fn()``, and its value."""
     gc.collect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     value = fn()
-    return time.perf_counter() - started, value
+    return time.perf_counter() - started, time.process_time() - cpu, value
 
 
 def _edgeq(src: Path, data: Path, out: Path, mode: str, samples: int) -> dict[str, Any]:
     import edgeq
 
-    wall, result = _timed(lambda: edgeq.convert(str(src), str(data), str(out), mode=mode, samples=samples, force=True))
+    wall, cpu, result = _timed(lambda: edgeq.convert(str(src), str(data), str(out), mode=mode, samples=samples,
+                                                     force=True))
     seconds = dict(result.seconds)
+    cpu_seconds = dict(getattr(result, "cpu_seconds", {}))  # edgeq before 2026-12-01 did not time CPU
     v = result.verification
     return {
         "wall_s": wall,
         "seconds": seconds,
         "without_verify_s": wall - seconds.get("verify", 0.0),
+        "cpu_seconds": cpu_seconds,
+        "cpu_without_verify_s": cpu - cpu_seconds["verify"] if "verify" in cpu_seconds else None,
         "bytes": out.stat().st_size,
         "warnings": list(result.warnings),
         "agreement": v.agreement,
@@ -81,22 +89,72 @@ def _edgeq(src: Path, data: Path, out: Path, mode: str, samples: int) -> dict[st
     }
 
 
-def _pair(index: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Time the bare call and edgeq's, the first alternating with ``index``."""
-    record: dict[str, Any] = {"order": "bare first" if index % 2 == 0 else "edgeq first"}
-    steps = [("bare", bare), ("edgeq", ours)]
-    for name, fn in steps if index % 2 == 0 else steps[::-1]:
+def _pair(index: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, Any]],
+          aa: bool = False) -> dict[str, Any]:
+    """Time the bare call and edgeq's (and the bare call again when ``aa``), the first rotating with ``index``."""
+    steps = [("bare", bare), ("edgeq", ours)] + ([("again", bare)] if aa else [])
+    start = index % len(steps)
+    steps = steps[start:] + steps[:start]
+    record: dict[str, Any] = {"order": " → ".join(name for name, _ in steps)}
+    for name, fn in steps:
         try:
-            if name == "bare":
-                seconds, body = _timed(fn)
-                record["bare"] = {"seconds": seconds, "bytes": len(body)}
-            else:
+            if name == "edgeq":
                 record["edgeq"] = fn()
+            else:
+                seconds, cpu, body = _timed(fn)
+                record[name] = {"seconds": seconds, "cpu_s": cpu, "bytes": len(body)}
         except Exception as exc:  # noqa: BLE001 - a failed conversion is a result of the benchmark
             record[f"{name}_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
     bare_s = record.get("bare", {}).get("seconds")
     ours_s = record.get("edgeq", {}).get("without_verify_s")
     record["overhead"] = ours_s / bare_s - 1 if bare_s and ours_s else None
+    bare_cpu = record.get("bare", {}).get("cpu_s")
+    ours_cpu = record.get("edgeq", {}).get("cpu_without_verify_s")
+    record["cpu_overhead"] = ours_cpu / bare_cpu - 1 if bare_cpu and ours_cpu else None
+    return record
+
+
+def _rounds(index: int, rounds: int, bare: Callable[[], bytes], ours: Callable[[], dict[str, Any]],
+            aa: bool) -> dict[str, Any]:
+    """``rounds`` interleaved pairs (see :func:`_pair`) summarised by medians.
+
+    ``bare.seconds`` and ``edgeq.without_verify_s`` are the medians over the rounds, ``edgeq`` otherwise the round
+    with the median time, ``overhead`` their ratio minus one, and ``aa`` the second bare call's median over the
+    first's minus one: what the machine's noise alone makes of two identical calls. ``cpu_*`` are the same in
+CPU seconds of all threads (user + system), which a busy machine disturbs less than wall time.
+    """
+    runs = [_pair(index + r, bare, ours, aa) for r in range(rounds)]
+    if rounds == 1:
+        return runs[0]
+    record: dict[str, Any] = {"rounds": [{"order": r["order"], "bare_s": r.get("bare", {}).get("seconds"),
+                                          "edgeq_s": r.get("edgeq", {}).get("without_verify_s"),
+                                          "again_s": r.get("again", {}).get("seconds"),
+                                          "bare_cpu_s": r.get("bare", {}).get("cpu_s"),
+                                          "edgeq_cpu_s": r.get("edgeq", {}).get("cpu_without_verify_s"),
+                                          "again_cpu_s": r.get("again", {}).get("cpu_s")} for r in runs]}
+    for r in runs:
+        record.update({k: v for k, v in r.items() if k.endswith("_error") and k not in record})
+    timed = [r for r in runs if r.get("edgeq") and r.get("bare")]
+    if not timed:
+        return {**runs[0], **record}
+    bare_s = float(np.median([r["bare"]["seconds"] for r in timed]))
+    ours = sorted(timed, key=lambda r: r["edgeq"]["without_verify_s"])
+    middle = ours[(len(ours) - 1) // 2]["edgeq"]
+    ours_s = float(np.median([r["edgeq"]["without_verify_s"] for r in timed]))
+    record.update(bare={**timed[0]["bare"], "seconds": bare_s}, edgeq={**middle, "without_verify_s": ours_s},
+                  overhead=ours_s / bare_s - 1)
+    again = [r["again"]["seconds"] for r in timed if r.get("again")]
+    if again:
+        record["aa"] = float(np.median(again)) / bare_s - 1
+    bare_cpu = float(np.median([r["bare"]["cpu_s"] for r in timed]))
+    record["bare"]["cpu_s"] = bare_cpu
+    cpus = [r["edgeq"]["cpu_without_verify_s"] for r in timed if r["edgeq"].get("cpu_without_verify_s") is not None]
+    if cpus:
+        record["edgeq"]["cpu_without_verify_s"] = float(np.median(cpus))
+        record["cpu_overhead"] = float(np.median(cpus)) / bare_cpu - 1
+    again_cpu = [r["again"]["cpu_s"] for r in timed if r.get("again")]
+    if again_cpu:
+        record["cpu_aa"] = float(np.median(again_cpu)) / bare_cpu - 1
     return record
 
 
@@ -144,6 +202,8 @@ def main(plan_file: str, result_file: str) -> int:
     _edgeq(first.saved_model, first.data, work / "warmup.tflite", "float32", len(np.load(first.data, mmap_mode="r")))
 
     index = 0
+    rounds = int(plan.get("rounds", 1))
+    result["rounds"] = rounds
     for model in models:
         src = files[model.name]
         samples = result["models"][model.name]["calibration_samples"]
@@ -153,15 +213,18 @@ def main(plan_file: str, result_file: str) -> int:
             if plan.get("reuse") and out.exists():
                 result["pairs"].append({"model": model.name, "mode": mode, "cached": True, "bytes": out.stat().st_size})
                 continue
-            record = _pair(
-                index,
+            record = _rounds(
+                index, rounds,
                 lambda: _bare_converter(tf, src.saved_model, mode, src.data),
                 lambda: _edgeq(src.saved_model, src.data, out, mode, samples),
+                aa=rounds > 1,
             )
             record.update(model=model.name, mode=mode, cached=False)
             result["pairs"].append(record)
-            print(f"converted {model.name} {mode}: overhead {record['overhead']}", file=sys.stderr, flush=True)
-            index += 1
+            print(f"converted {model.name} {mode}: overhead {record['overhead']} (A/A {record.get('aa')}), "
+                  f"CPU {record.get('cpu_overhead')} (A/A {record.get('cpu_aa')})",
+                  file=sys.stderr, flush=True)
+            index += rounds
         if plan.get("keras_path") and not plan.get("reuse"):
             record = _pair(
                 index,

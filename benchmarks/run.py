@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         log("converting (a child process imports TensorFlow; this one never does)")
         tf_version = dist_version("tensorflow-cpu") or dist_version("tensorflow")
         plan = {"models": models, "modes": modes, "reuse": args.reuse_models, "keras_path": not args.quick,
+                "rounds": 1 if args.quick else 3,  # timed rounds per model x mode (with an A/A pair when > 1)
                 "models_dir": str(converted_dir),
                 "sources_dir": str(cache / "sources" / f"tf{tf_version}-keras{dist_version('keras')}")}
         results["conversion"] = _convert(plan, cache)

@@ -21,7 +21,7 @@ from edgeq._flatbuffer import parse
 from edgeq._io import atomic_write, check_output_path
 from edgeq._progress import step
 from edgeq._version import __version__
-from edgeq.errors import CheckFailed, ConversionError, DataError, UsageError
+from edgeq.errors import CheckFailed, ConversionError, DataError, ModelError, UsageError
 from edgeq.metadata import ModelMetadata, QuantInfo
 from edgeq.runtime.model import Model
 
@@ -30,7 +30,7 @@ from edgeq.converters.model_preprocessing import ModelNormalization, check_expli
 from edgeq.converters.embed import embed_metadata
 from edgeq.converters.modes import ModeSpec, get_mode
 from edgeq.converters.source import InputSpec, SourceModel, load_source
-from edgeq.converters.sanity import degenerate_outputs, float_outputs
+from edgeq.converters.sanity import MIN_SAMPLES, degenerate_outputs, float_outputs
 from edgeq.converters.verify import Verification, describe_float_ops, float_ops, verify
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,13 @@ class ConversionResult:
         warnings: things the user should know (slow mode, poor fit for the target, no held-out data).
         checks: what the sanity checks found (degenerate float predictions, images resized to fit);
             also in ``warnings``; ``strict`` turns them into a failure.
-        seconds: time spent loading, converting and verifying.
+        seconds: time spent loading, converting and verifying (``checks``: the sanity checks' statistics
+            on verification's float outputs, apart from ``verify``).
         fallback: what ``keep_float``/``calibration``/``max_drop`` did (a
             :class:`~edgeq.converters.fallback.FallbackReport`), or ``None``.
         refine: what ``--refine`` did (a :class:`~edgeq.converters.refine.RefineReport`), or ``None``.
+        cpu_seconds: the same steps as ``seconds`` in CPU time of all threads (steadier than wall time on a
+            busy machine).
     """
 
     out: Path
@@ -63,6 +66,7 @@ class ConversionResult:
     fallback: Any = None
     checks: list[str] = field(default_factory=list)
     refine: Any = None
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def mode(self) -> str:
@@ -72,6 +76,7 @@ class ConversionResult:
         return {
             "out": str(self.out), "mode": self.mode, "verification": self.verification.to_dict(),
             "warnings": list(self.warnings), "checks": list(self.checks), "seconds": dict(self.seconds),
+            "cpu_seconds": dict(self.cpu_seconds),
             "metadata": self.metadata.to_dict(),
             "fallback": self.fallback.to_dict() if self.fallback is not None else None,
             "refine": self.refine.to_dict() if self.refine is not None else None,
@@ -104,6 +109,8 @@ def _io_type(spec: ModeSpec, io: str | None) -> str:
     return io_type
 
 
+#: the progress step of the float model's pass over the verification samples
+_VERIFY_STEP = "Float model on the verification samples"
 _FALLBACK_HINT = "try --mode int16x8 or --mode dynamic, or keep those layers in float"
 _OP_PATTERN = re.compile(r"'(?:tf|tfl)\.(\w+)'|op: '?(\w+)'?|operation '(?:tf|tfl)\.(\w+)'")
 
@@ -250,9 +257,9 @@ def convert(
     notes = [spec.warning] if spec.warning else []
     notes += _target_warnings(target, spec.key.value)
     tf = _lazy.tensorflow()
-    seconds: dict[str, float] = {}
+    clock = _Clock()
     with tempfile.TemporaryDirectory(prefix="edgeq-convert-") as workdir:
-        t0 = time.perf_counter()
+        t0 = clock.now()
         with step("Loading the model"):
             source = load_source(model, workdir)
         notes += source.notes
@@ -262,15 +269,22 @@ def convert(
         if label_names:
             _check_labels(source, label_names)
         checks = list(sample_set.warnings) if sample_set is not None else []
-        if sample_set is not None:
-            checks += degenerate_outputs(float_outputs(source, sample_set.calibration[:200]))
         pp_args = {"resize": resize, "normalize": normalize, "bgr": bgr}
         held_back = (load_verification(verify_data, source.inputs, sample_set.preprocess if sample_set else None,
                                        pp_args, label_names, _classes(source)) if verify_data is not None else None)
-        if strict and checks:
-            raise CheckFailed(f"--strict: {checks[0]}; nothing written" + (f" ({len(checks) - 1} more)" if len(checks) > 1 else ""))
-        seconds["load"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        # is the float model plausible on --data? Judged on the float outputs verification computes anyway when it
+        # verifies on enough samples of --data; otherwise on a float pass over the calibration samples, here
+        shared_check = sample_set is not None and held_back is None and len(sample_set.verification) >= MIN_SAMPLES
+        expected = None  # the float model's outputs on the verification samples
+        if sample_set is not None and not shared_check:
+            checks += degenerate_outputs(float_outputs(source, sample_set.calibration[:200]))
+        elif sample_set is not None and strict:  # shared, but failing comes before converting: float pass first
+            expected = float_outputs(source, sample_set.verification, _VERIFY_STEP)
+            checks += degenerate_outputs(expected, _checked_samples(sample_set))
+        if strict:
+            _refuse(checks)
+        clock.record("load", t0)
+        t0 = clock.now()
         report = None
         if selective is not None:
             tflite, report = selective.selective_quantize(
@@ -284,29 +298,36 @@ def convert(
             processed = spec.postprocess(tflite, {"block_size": block_size})
             tflite, weights = processed.model, processed.recipe
             notes += processed.notes
-        seconds["convert"] = time.perf_counter() - t0
+        clock.record("convert", t0)
         refinement = plain = None
         if refine:
-            t0 = time.perf_counter()
+            t0 = clock.now()
             plain = tflite
             tflite, refinement = refiner.refine_conversion(tf, source, spec, tflite, reference, sample_set, seed)
-            seconds["refine"] = time.perf_counter() - t0
+            clock.record("refine", t0)
     if spec.needs_data:
         # ops kept in float on purpose are allowed; any other float op means a missing integer kernel
         left = float_ops(parse(tflite)) if report is None else report.unexpected_float_ops(tflite)
         if left:  # the converter silently keeps ops without integer kernels in float
             raise ConversionError(describe_float_ops(parse(tflite), spec.key.value, list(left)))
-    t0 = time.perf_counter()
+    t0 = clock.now()
     with quiet_native_output():  # LiteRT's one-time "Created TensorFlow Lite XNNPACK delegate" line
         converted = Model(tflite, threads=None)
     if held_back is not None:
         separate = not (isinstance(data, (str, os.PathLike)) and Path(data).resolve() == Path(verify_data).resolve())
-        verification = verify(source, converted, held_back.samples, separate, held_back.labels, held_back.source)
+        checked, held, truth, where = held_back.samples, separate, held_back.labels, held_back.source
     elif sample_set is not None:
-        verification = verify(source, converted, sample_set.verification, sample_set.held_out, data=sample_set.source)
+        checked, held, truth, where = sample_set.verification, sample_set.held_out, None, sample_set.source
     else:
-        verification = verify(source, converted, _synthetic_samples(source.inputs, 20, seed), held_out=False)
+        checked, held, truth, where = _synthetic_samples(source.inputs, 20, seed), False, None, ""
         notes.append("no --data given: verified on 20 random inputs in [0, 1); pass --data for a meaningful check")
+    if expected is None:
+        expected = float_outputs(source, checked, _VERIFY_STEP)
+        if shared_check and sample_set is not None:  # only the statistics are extra: not verification time
+            t1 = clock.now()
+            checks += degenerate_outputs(expected, _checked_samples(sample_set))
+            clock.record("checks", t1)
+    verification = verify(source, converted, checked, held, truth, where, expected)
     if held_back is None and sample_set is not None and not sample_set.held_out:
         notes.append("too little data to hold samples back: verified on calibration samples; pass --holdout N "
                      "or --verify-data DIR")
@@ -314,13 +335,9 @@ def convert(
         notes.append(f"the converted model fails on {verification.failed} of {verification.samples + verification.failed} "
                      "verification samples (left out of the figures)")
     if refinement is not None and sample_set is not None:  # the plain model on the same samples, side by side
-        plain_model = Model(plain, threads=None)
-        if held_back is not None:
-            plain_check = verify(source, plain_model, held_back.samples, separate, held_back.labels, held_back.source)
-        else:
-            plain_check = verify(source, plain_model, sample_set.verification, sample_set.held_out, data=sample_set.source)
+        plain_check = verify(source, Model(plain, threads=None), checked, held, truth, where, expected)
         refinement = refiner.with_plain(refinement, plain_check)
-    seconds["verify"] = time.perf_counter() - t0
+    clock.record("verify", t0, minus="checks")
     calibration = None
     if sample_set is not None and spec.needs_data:
         calibration = {"samples": len(sample_set.calibration), "seed": seed,
@@ -348,7 +365,7 @@ def convert(
     atomic_write(out, final, force=force)
     # the embedded figures describe the model body; the result reports the file as written
     result = ConversionResult(out, metadata, dataclasses.replace(verification, size_after=len(final)),
-                              checks + notes, seconds, report, checks, refinement)
+                              checks + notes, clock.wall, report, checks, refinement, clock.cpu)
     if report is not None and not report.met:
         failure = CheckFailed(f"accuracy budget not met: {report.message}; {out} was written with that best result")
         failure.result = result  # type: ignore[attr-defined]
@@ -361,6 +378,36 @@ def convert(
         failure.result = result  # type: ignore[attr-defined]
         raise failure
     return result
+
+
+class _Clock:
+    """Wall and CPU seconds (all threads) per step of a conversion."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @staticmethod
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    def record(self, name: str, since: tuple[float, float], minus: str | None = None) -> None:
+        """Record the step ``name`` begun at ``since``, less the step ``minus`` recorded inside it."""
+        wall, cpu = time.perf_counter() - since[0], time.process_time() - since[1]
+        self.wall[name] = wall - self.wall.get(minus, 0.0) if minus else wall
+        self.cpu[name] = cpu - self.cpu.get(minus, 0.0) if minus else cpu
+
+
+def _checked_samples(samples: SampleSet) -> str:
+    """What the verification samples of ``--data`` are, for the sanity checks' messages."""
+    return "held-back samples" if samples.held_out else "calibration samples"
+
+
+def _refuse(checks: Sequence[str]) -> None:
+    """``--strict``: fail on the first sanity check that warned, before anything is written."""
+    if checks:
+        more = f" ({len(checks) - 1} more)" if len(checks) > 1 else ""
+        raise CheckFailed(f"--strict: {checks[0]}; nothing written{more}")
 
 
 def _tensor_type(model: Model, which: str) -> str:
@@ -391,7 +438,12 @@ def _target_warnings(target: str | None, mode: str) -> list[str]:
 def _run_converter(tf: Any, source: SourceModel, spec: ModeSpec, io_type: str, samples: SampleSet | None,
                    calibrate_only: bool = False) -> bytes:
     """Run the TFLite converter; ``calibrate_only`` stops after calibration (a float model carrying min/max)."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model_dir))
+    try:  # the first time TensorFlow restores a SavedModel given as such (edgeq reads only its signature)
+        with quiet_native_output():
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model_dir))
+    except Exception as exc:  # noqa: BLE001 - TF raises many types for a model it cannot restore
+        raise ModelError(f"cannot load SavedModel {source.saved_model_dir}: {str(exc).strip().splitlines()[0][:300]}"
+                         if str(exc).strip() else f"cannot load SavedModel {source.saved_model_dir}") from exc
     dataset = _representative(samples, source.inputs) if samples is not None else None
     spec.configure(converter, tf, io_type, dataset)
     if calibrate_only:  # the documented route to selective quantization: calibrate here, quantize with mlir_quantize

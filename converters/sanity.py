@@ -27,11 +27,18 @@ BATCH = 32
 HINT = "the data or its preprocessing is probably wrong (check --normalize; see docs/preprocessing.md)"
 
 
-def float_outputs(source: SourceModel, samples: Sequence[Sample]) -> list[dict[str, np.ndarray]]:
-    """The float model's named outputs for each sample (batched when the batch dimension is dynamic)."""
+def float_outputs(source: SourceModel, samples: Sequence[Sample],
+                  what: str = "Float model on the calibration data") -> list[dict[str, np.ndarray]]:
+    """The float model's named outputs for each sample (batched when the batch dimension is dynamic).
+
+    Args:
+        source: the float model.
+        samples: one array per input each, in ``source.inputs`` order.
+        what: the progress step's label.
+    """
     batch = BATCH if all(spec.shape[0] is None for spec in source.inputs) else 1
     results: list[dict[str, np.ndarray]] = []
-    with step("Float model on the calibration data", len(samples)) as advance:
+    with step(what, len(samples)) as advance:
         for start in range(0, len(samples), batch):
             chunk = samples[start:start + batch]
             shapes = {tuple(a.shape for a in s) for s in chunk}

@@ -8,6 +8,10 @@ Inputs keep the model's own order (Keras's ``model.inputs``) and every input and
 serving-signature name, which the converted model keeps: samples are fed by name everywhere.
 A SavedModel that TF 2 cannot restore as Python objects (written by an older Keras: ``add_slot``) is read
 through its serving signature only (the TF 1 loader), frozen, and re-saved as a plain SavedModel.
+
+Signatures are read from ``saved_model.pb`` alone, and a SavedModel folder is restored by TensorFlow (the float
+reference) only when something first runs it, usually verification: the converter restores it on its own, and
+each restore costs about as much as converting a small model.
 """
 
 from __future__ import annotations
@@ -144,7 +148,7 @@ def load_source(path: str | os.PathLike, workdir: str | os.PathLike) -> SourceMo
             model.export(str(export_dir), format="tf_saved_model", verbose=False)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"cannot export {path} to a SavedModel for conversion: {exc}") from exc
-    inputs, outputs = _signature_io(tf, export_dir)
+    inputs, outputs = read_signature(export_dir)
     inputs = _keras_order(inputs, [getattr(t, "name", "") for t in model.inputs])
     outputs = tuple(sorted(outputs, key=_output_index))  # output_0, output_1, …: Keras's output order
 
@@ -242,19 +246,86 @@ def _declared_batch_shapes(path: Path) -> list[list[Any]]:
     return found[:1] if config.get("class_name") == "Sequential" else found
 
 
-def _signature_io(tf: Any, saved_model_dir: Path) -> tuple[tuple[InputSpec, ...], tuple[str, ...]]:
-    """The serving signature's inputs (sorted by name) and output names."""
-    with quiet_native_output():
-        loaded = tf.saved_model.load(str(saved_model_dir))
-    sig = loaded.signatures.get("serving_default")
+def read_signature(saved_model_dir: Path) -> tuple[tuple[InputSpec, ...], tuple[str, ...]]:
+    """The serving signature's inputs (sorted by name) and output names, read from ``saved_model.pb`` alone.
+
+    Only the protobuf is parsed: no variables are restored and no function is traced (TensorFlow's loader
+    costs as much as a small model's whole conversion).
+
+    Raises:
+        ModelError: ``saved_model.pb`` is unreadable or has no ``serving_default`` signature.
+    """
+    meta = _serving_meta_graph(saved_model_dir)
+    sig = meta.signature_def.get("serving_default") if meta is not None else None
     if sig is None:
-        raise ModelError(f"{saved_model_dir} has no 'serving_default' signature; re-export the model with one")
-    _, kwargs = sig.structured_input_signature
-    inputs = tuple(InputSpec(name, tuple(spec.shape.as_list()), spec.dtype.name) for name, spec in sorted(kwargs.items()))
-    return inputs, tuple(sorted(sig.structured_outputs))
+        raise ModelError(f"SavedModel {saved_model_dir} has no 'serving_default' signature; export it with one")
+    from tensorflow.python.framework import dtypes
+
+    inputs = tuple(InputSpec(name, _proto_shape(info), dtypes.as_dtype(info.dtype).name)
+                   for name, info in sorted(sig.inputs.items()))
+    return inputs, tuple(sorted(sig.outputs))
+
+
+def _serving_meta_graph(saved_model_dir: Path) -> Any:
+    """The ``serve``-tagged meta graph of ``saved_model.pb`` (the only one, if untagged), or ``None``."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
+    except (OSError, DecodeError) as exc:
+        raise ModelError(f"cannot read SavedModel {saved_model_dir}: saved_model.pb is not a SavedModel ({exc}); "
+                         "export the model again") from None
+    graphs = list(proto.meta_graphs)
+    tagged = [g for g in graphs if set(g.meta_info_def.tags) == {"serve"}]
+    return tagged[0] if tagged else (graphs[0] if len(graphs) == 1 else None)
+
+
+def _proto_shape(info: Any) -> tuple[int | None, ...]:
+    """A signature tensor's shape from its ``TensorInfo`` (``None`` for an unknown size)."""
+    return tuple(d.size if d.size >= 0 else None for d in info.tensor_shape.dim)
 
 
 def _from_saved_model(tf: Any, path: Path, digest: str, workdir: Path) -> SourceModel:
+    """A SavedModel folder as it is: the converter reads it, and the float reference loads on first use.
+
+    A SavedModel with optimizer slot variables (written by an older Keras) is loaded at once instead, because
+    TF 2 may not restore it as objects (``add_slot``): then it is read through its signature only.
+    """
+    meta = _serving_meta_graph(path)
+    if meta is not None and any(node.slot_variables for node in meta.object_graph_def.nodes):
+        return _from_saved_model_objects(tf, path, digest, workdir)
+    inputs, output_keys = read_signature(path)
+    reference = _LazySignature(tf, path)
+
+    def predict(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        out = reference.function()(**{spec.name: tf.constant(a) for spec, a in zip(inputs, arrays)})
+        return [out[k].numpy() for k in output_keys]
+
+    return SourceModel(path, "saved_model", inputs, path, predict, sha256=digest, extra={"reference": reference},
+                       output_names=output_keys)
+
+
+class _LazySignature:
+    """A SavedModel's ``serving_default`` function, loaded by TensorFlow the first time it is asked for."""
+
+    def __init__(self, tf: Any, path: Path) -> None:
+        self._tf, self._path = tf, path
+        self._loaded: Any = None  # kept alive: the signature function needs its variables
+
+    def function(self) -> Any:
+        if self._loaded is None:
+            try:
+                with quiet_native_output():
+                    self._loaded = self._tf.saved_model.load(str(self._path))
+            except Exception as exc:  # noqa: BLE001 - TF raises many types for a model it cannot restore
+                raise ModelError(f"cannot load SavedModel {self._path}: {str(exc).splitlines()[0][:300]}") from exc
+        return self._loaded.signatures["serving_default"]
+
+
+def _from_saved_model_objects(tf: Any, path: Path, digest: str, workdir: Path) -> SourceModel:
+    """Load the SavedModel's Python objects now, or read its signature only when TF 2 cannot restore them."""
     try:
         with quiet_native_output():
             loaded = tf.saved_model.load(str(path))
@@ -267,7 +338,7 @@ def _from_saved_model(tf: Any, path: Path, digest: str, workdir: Path) -> Source
     sig = loaded.signatures.get("serving_default")
     if sig is None:
         raise ModelError(f"SavedModel {path} has no 'serving_default' signature; export it with one")
-    inputs, output_keys = _signature_io(tf, path)
+    inputs, output_keys = read_signature(path)
 
     def predict(arrays: list[np.ndarray]) -> list[np.ndarray]:
         out = sig(**{spec.name: tf.constant(a) for spec, a in zip(inputs, arrays)})

@@ -15,6 +15,7 @@ from edgeq.runtime.model import Model
 from edgeq.runtime.output_stats import OutputStats, per_output, sqnr_db
 
 from edgeq.converters.datasets import Sample
+from edgeq.converters.sanity import float_outputs
 from edgeq.converters.source import SourceModel
 
 #: ops that only move data across the float/int boundary; not "left in float"
@@ -151,7 +152,7 @@ def compare_outputs(reference: list[list[np.ndarray]], test: list[list[np.ndarra
 
 
 def verify(source: SourceModel, model: Model, samples: list[Sample], held_out: bool, labels: np.ndarray | None = None,
-           data: str = "") -> Verification:
+           data: str = "", expected: Sequence[dict[str, np.ndarray]] | None = None) -> Verification:
     """Run both models on ``samples`` (fed by input name) and measure how far apart their outputs are.
 
     Args:
@@ -161,16 +162,20 @@ def verify(source: SourceModel, model: Model, samples: list[Sample], held_out: b
         held_out: whether the samples were kept apart from calibration.
         labels: the class index of each sample, to report float and converted top-1 accuracy.
         data: where the samples came from.
+        expected: the float model's named outputs on ``samples``, when already computed
+            (:func:`~edgeq.converters.sanity.float_outputs`); else computed here.
 
     Samples the converted model fails to run on are counted in ``failed`` and left out of the figures.
     """
+    if expected is None:
+        expected = float_outputs(source, samples, "Float model on the verification samples")
     reference, test, kept = [], [], []
     for i, sample in enumerate(track(samples, "Verifying against the float model")):
         try:
             outputs = model.predict({spec.name: array for spec, array in zip(source.inputs, sample)})
         except InferenceError:
             continue
-        reference.append(source.predict_named(sample))
+        reference.append(expected[i])
         test.append(outputs)
         kept.append(i)
     if not reference:
