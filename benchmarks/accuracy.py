@@ -4,7 +4,8 @@
 Every row is measured on the same held-back inputs, never used for calibration or refinement, against the
 float Keras model: mean |output error|, top-1 agreement, SQNR of the outputs, the conversion time, and the
 **output-grid floor**: the mean |error| of the float outputs merely rounded to the model's int8 output grid
-(its output tensor's scale and zero point), the error no int8 model with that output can go below.
+(its output tensor's scale and zero point), the error no int8 model with that output can go below; and, for
+a softmax output, the same with the softmax *input* also rounded to the model's int8 grid.
 
 int8 rows (all with the same calibration samples):
 
@@ -96,6 +97,50 @@ def _measure(path: Path, x: np.ndarray, reference: np.ndarray) -> dict[str, Any]
     return row
 
 
+def _softmax_input(path: Path) -> tuple[int, tuple[float, int] | None, float] | None:
+    """For a model whose single output is a SOFTMAX: its input tensor, that tensor's int8 grid (or ``None``), beta."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from edgeq.converters.refine._layers import op_name
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(path.read_bytes()))
+    graph = model.subgraphs[0]
+    if len(graph.outputs) != 1:
+        return None
+    ops = [op for op in graph.operators if int(graph.outputs[0]) in op.outputs]
+    if not ops or op_name(model, ops[0]) != "SOFTMAX":
+        return None
+    tensor = int(ops[0].inputs[0])
+    q = graph.tensors[tensor].quantization
+    grid = (float(q.scale[0]), int(q.zeroPoint[0])) if q is not None and q.scale is not None and len(q.scale) == 1 else None
+    return tensor, grid, float(ops[0].builtinOptions.beta)
+
+
+def _two_grid_floor(int8_path: Path, float_path: Path, x: np.ndarray, reference: np.ndarray) -> float | None:
+    """Mean |error| of the float model with only its softmax input and output rounded to the int8 model's grids.
+
+    What an int8 model whose softmax input and output keep the converter's ranges cannot go below, however
+    exact every earlier layer is.
+    """
+    from edgeq.converters.refine._run import TensorReader
+
+    quantized, floating = _softmax_input(int8_path), _softmax_input(float_path)
+    output = _output_grid(int8_path)
+    if quantized is None or floating is None or quantized[1] is None or output is None:
+        return None
+    (scale, zero), (out_scale, out_zero) = quantized[1], output
+    reader = TensorReader(float_path.read_bytes())
+    errors = []
+    for i in range(len(x)):
+        reader.run([x[i : i + 1]])
+        logits = (np.clip(np.round(reader.tensor(floating[0]) / scale) + zero, -128, 127) - zero) * scale
+        z = quantized[2] * (logits - logits.max(-1, keepdims=True))
+        probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+        rounded = (np.clip(np.round(probs / out_scale) + out_zero, -128, 127) - out_zero) * out_scale
+        errors.append(np.abs(rounded.reshape(-1) - reference[i]))
+    return float(np.mean(errors))
+
+
 def _bare_converter(model_path: Path, calib: np.ndarray, out: Path) -> float:
     """The TFLite converter alone, configured as its documentation shows for full-integer int8."""
     import keras
@@ -160,6 +205,8 @@ def run_case(name: str, model_path: Path, calib_npy: Path, x_eval: np.ndarray, r
     """Every conversion of one model, scored on ``x_eval`` against the float outputs ``reference`` (``[N, D]``)."""
     calib = np.load(calib_npy)
     rows: dict[str, dict[str, Any]] = {}
+    float_path = work / f"{name}_float32.tflite"
+    float_seconds, _ = _edgeq(model_path, calib_npy, float_path, "float32", False)
 
     def add(precision: str, label: str, path: Path, seconds: float, result: Any = None) -> None:
         row = {"precision": precision, **_measure(path, x_eval, reference), "seconds": seconds}
@@ -167,12 +214,12 @@ def run_case(name: str, model_path: Path, calib_npy: Path, x_eval: np.ndarray, r
             row["refine_seconds"] = result.seconds.get("refine")
             row["steps"] = [s.to_dict() for s in result.refine.steps]
             row["layers_refined"] = [result.refine.layers, result.refine.candidates]
+        if precision == "int8" and row["floor"] is not None:
+            row["two_grid_floor"] = _two_grid_floor(path, float_path, x_eval, reference)
         rows[f"{precision} {label}"] = row
         print(f"{name:22s} {precision:5s} {label:20s} mean|err| {row['mean_abs_error']:.5f}  agreement "
               f"{row['agreement'] * 100:5.1f} %  SQNR {row['sqnr_db']:5.1f} dB  {seconds:.1f} s", file=sys.stderr)
 
-    float_path = work / f"{name}_float32.tflite"
-    float_seconds, _ = _edgeq(model_path, calib_npy, float_path, "float32", False)
     bare = work / f"{name}_bare.tflite"
     add("int8", "bare TF", bare, _bare_converter(model_path, calib, bare))
     aeq8 = work / f"{name}_aeq8.tflite"
@@ -259,15 +306,16 @@ def _targets(rows: dict[str, Any]) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| case | weights | converter | mean abs error | top-1 agreement | SQNR (dB) | output-grid floor | time (s) |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| case | precision | converter | mean abs error | top-1 agreement | SQNR (dB) | output-grid floor | "
+             "+ softmax-input grid | time (s) |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for case, data in results["cases"].items():
         for label, r in data["rows"].items():
             precision, converter = label.split(" ", 1)
             extra = f" (refine {r['refine_seconds']:.1f})" if r.get("refine_seconds") else ""
-            floor = f"{r['floor']:.5f}" if r.get("floor") is not None else "–"
+            floors = " | ".join(f"{r[k]:.5f}" if r.get(k) is not None else "–" for k in ("floor", "two_grid_floor"))
+            precision = {"int8": "int8", "int4": "int4 weights"}[precision]
             lines.append(f"| {case} | {precision} | {converter} | {r['mean_abs_error']:.5f} | {r['agreement'] * 100:.1f} % | "
-                         f"{r['sqnr_db']:.1f} | {floor} | {r['seconds']:.1f}{extra} |")
+                         f"{r['sqnr_db']:.1f} | {floors} | {r['seconds']:.1f}{extra} |")
     lines.append("")
     for case, data in results["cases"].items():
         lines.append(f"- {case} ({data['held_out_inputs']} held-back inputs): {_targets(data['rows'])}")

@@ -31,20 +31,6 @@ def _inverse_cholesky(h: np.ndarray) -> np.ndarray:
     raise np.linalg.LinAlgError("the layer's input moments are not positive definite")
 
 
-def _prepare(hessian: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The act-order permutation (bias last) and the upper Cholesky factor of the permuted, damped ``H⁻¹``."""
-    b = hessian.shape[0]
-    h = hessian.astype(np.float64).copy()
-    dead = np.diagonal(h, axis1=-2, axis2=-1)[:, :k] <= 0
-    for i in range(b):  # inputs that are always 0: any weight works, use the plain rounding
-        idx = np.flatnonzero(dead[i])
-        h[i, idx, idx] = 1.0
-    order = np.argsort(-np.diagonal(h, axis1=-2, axis2=-1)[:, :k], axis=-1, kind="stable")
-    perm = np.concatenate([order, np.full((b, 1), k)], axis=1)  # the bias stays last
-    h = np.take_along_axis(np.take_along_axis(h, perm[:, :, None], axis=1), perm[:, None, :], axis=2)
-    return perm, _inverse_cholesky(h)
-
-
 def gptq(targets: list[np.ndarray], hessian: np.ndarray, scales: np.ndarray, qmin: int, qmax: int,
          bias_scale: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Round each of ``targets`` to integers of per-output-channel ``scales``, compensating errors.
@@ -60,7 +46,17 @@ def gptq(targets: list[np.ndarray], hessian: np.ndarray, scales: np.ndarray, qmi
     Returns:
         Per target ``(integers [B, O, K], bias [B, O])``: the bias in real units.
     """
-    perm, u = _prepare(hessian, targets[0].shape[-1] - 1)
+    b, _, k1 = targets[0].shape
+    k = k1 - 1
+    h = hessian.astype(np.float64).copy()
+    dead = np.diagonal(h, axis1=-2, axis2=-1)[:, :k] <= 0
+    for i in range(b):  # inputs that are always 0: any weight works, use the plain rounding
+        idx = np.flatnonzero(dead[i])
+        h[i, idx, idx] = 1.0
+    order = np.argsort(-np.diagonal(h, axis1=-2, axis2=-1)[:, :k], axis=-1, kind="stable")
+    perm = np.concatenate([order, np.full((b, 1), k)], axis=1)  # the bias stays last
+    h = np.take_along_axis(np.take_along_axis(h, perm[:, :, None], axis=1), perm[:, None, :], axis=2)
+    u = _inverse_cholesky(h)
     s = scales.astype(np.float64)[:, :, None]
     return [_round(np.take_along_axis(t.astype(np.float64), perm[:, None, :], axis=2), u, perm, s, qmin, qmax, bias_scale)
             for t in targets]
@@ -110,32 +106,23 @@ def least_squares_target(v: np.ndarray, qq: np.ndarray, fq: np.ndarray) -> np.nd
 
 
 #: candidate shrink factors of a weight-only layer's scales (1 = the quantizer's max/qmax)
-CLIP_RATIOS = np.linspace(0.5, 1.0, 21)
-#: share of the diagonal in the Hessian that scores the shrink candidates: with fewer input rows than weights
-#: (a wide fully connected layer on a few hundred samples) the full Hessian flatters every candidate in-sample
-SCORE_SHRINK = 0.5
+CLIP_RATIOS = np.linspace(0.5, 1.0, 11)
 
 
 def clipped_scales(v: np.ndarray, hessian: np.ndarray, scales: np.ndarray, qmin: int, qmax: int) -> np.ndarray:
-    """Per output channel, the shrink of ``scales`` whose GPTQ rounding has the least output error.
+    """Per output channel, the shrink of ``scales`` whose plain rounding has the least input-weighted error.
 
-    Narrower scales clip the largest weights but round the rest finer; at 4 bits that usually wins. Each
-    candidate is rounded with :func:`gptq` (error compensation included, the bias absorbing the mean) and
-    scored by its output error ``(u - v) H' (u - v)ᵀ`` per channel, ``H'`` the Hessian half shrunk towards its
-    diagonal (``SCORE_SHRINK``), so the choice weighs each weight by how much its inputs move the output.
+    Narrower scales clip the largest weights but round the rest finer; at 4 bits that usually wins. The error
+    of each weight is weighted by its input's second moment (``diag(H)``).
     """
-    v = v.astype(np.float64)
-    perm, u = _prepare(hessian, v.shape[-1] - 1)
-    h = hessian.astype(np.float64)
-    h = (1 - SCORE_SHRINK) * h + SCORE_SHRINK * np.eye(h.shape[-1]) * np.diagonal(h, axis1=-2, axis2=-1)[:, None, :]
-    permuted = np.take_along_axis(v, perm[:, None, :], axis=2)
+    w = v[:, :, :-1]
+    d = np.diagonal(hessian, axis1=-2, axis2=-1)[:, None, :-1]
     best = np.full(scales.shape, np.inf)
     chosen = scales.astype(np.float64).copy()
     for ratio in CLIP_RATIOS:
-        s = scales.astype(np.float64) * ratio
-        integers, bias = _round(permuted.copy(), u, perm, s[:, :, None], qmin, qmax, None)
-        d = np.concatenate([integers * s[:, :, None], bias[:, :, None]], axis=2) - v
-        err = np.einsum("bok,bkl,bol->bo", d, h, d)
+        s = scales * ratio
+        q = np.clip(np.round(w / s[:, :, None]), qmin, qmax) * s[:, :, None]
+        err = np.sum(d * (w - q) ** 2, axis=-1)
         better = err < best
         best = np.where(better, err, best)
         chosen = np.where(better, s, chosen)
