@@ -220,19 +220,27 @@ def run_case(name: str, model_path: Path, calib_npy: Path, x_eval: np.ndarray, r
         print(f"{name:22s} {precision:5s} {label:20s} mean|err| {row['mean_abs_error']:.5f}  agreement "
               f"{row['agreement'] * 100:5.1f} %  SQNR {row['sqnr_db']:5.1f} dB  {seconds:.1f} s", file=sys.stderr)
 
-    bare = work / f"{name}_bare.tflite"
-    add("int8", "bare TF", bare, _bare_converter(model_path, calib, bare))
-    aeq8 = work / f"{name}_aeq8.tflite"
-    add("int8", "AEQ", aeq8, float_seconds + _aeq(float_path, calib, aeq8))
+    def attempt(precision: str, label: str, path: Path, convert: Callable[[], Any]) -> None:
+        try:
+            done = convert()
+        except Exception as exc:  # noqa: BLE001 - a conversion that fails is a result of the table
+            rows[f"{precision} {label}"] = {"precision": precision, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            print(f"{name:22s} {precision:5s} {label:20s} failed: {exc}", file=sys.stderr)
+            return
+        add(precision, label, path, *(done if isinstance(done, tuple) else (done,)))
+
+    bare, aeq8, aeq4 = (work / f"{name}_{kind}.tflite" for kind in ("bare", "aeq8", "aeq4"))
+    attempt("int8", "bare TF", bare, lambda: _bare_converter(model_path, calib, bare))
+    attempt("int8", "AEQ", aeq8, lambda: float_seconds + _aeq(float_path, calib, aeq8))
     for precision, mode, label, refine in (("int8", "int8", "edgeq", False), ("int8", "int8", "edgeq --refine", True),
-                                           ("int8", "int8-weights", "edgeq weights only", False)):
+                                           ("int8", "int8-weights", "edgeq weights only", False),
+                                           ("int4", "int4-weights", "edgeq", False),
+                                           ("int4", "int4-weights", "edgeq --refine", True)):
+        if (precision, label) == ("int4", "edgeq"):
+            attempt("int4", "AEQ", aeq4, lambda: float_seconds + _aeq(float_path, None, aeq4))
         out = work / f"{name}_{mode}_{refine}.tflite"
-        add(precision, label, out, *_edgeq(model_path, calib_npy, out, mode, refine))
-    aeq4 = work / f"{name}_aeq4.tflite"
-    add("int4", "AEQ", aeq4, float_seconds + _aeq(float_path, None, aeq4))
-    for label, refine in (("edgeq", False), ("edgeq --refine", True)):
-        out = work / f"{name}_int4_{refine}.tflite"
-        add("int4", label, out, *_edgeq(model_path, calib_npy, out, "int4-weights", refine))
+        attempt(precision, label, out,
+                lambda out=out, mode=mode, refine=refine: _edgeq(model_path, calib_npy, out, mode, refine))
     return {"held_out_inputs": len(x_eval), "calibration_inputs": len(calib), "model": model_path.name, "rows": rows}
 
 
@@ -293,12 +301,16 @@ def _targets(rows: dict[str, Any]) -> str:
     """The issue's targets for one case, met or not."""
     bare, refined = rows["int8 bare TF"], rows["int8 edgeq --refine"]
     plain4, refined4 = rows["int4 edgeq"], rows["int4 edgeq --refine"]
+    if any("error" in r for r in (bare, refined)):
+        return "int8: a conversion failed"
     half = bare["mean_abs_error"] / 2
     floor = refined.get("floor")
     int8 = (f"int8 --refine mean |err| {refined['mean_abs_error']:.5f} vs half the bare converter's {half:.5f}: "
             f"{'met' if refined['mean_abs_error'] <= half else 'not met'}"
             + (f" (output-grid floor {floor:.5f})" if floor is not None else "")
             + f", agreement {'not lower' if refined['agreement'] >= bare['agreement'] else 'LOWER'}")
+    if any("error" in r for r in (plain4, refined4)):
+        return f"{int8}; int4 weights: the conversion failed"
     gain = refined4["sqnr_db"] - plain4["sqnr_db"]
     int4 = (f"int4 --refine agreement {refined4['agreement'] * 100:.1f} % (target ≥ 99 %), SQNR {gain:+.1f} dB over "
             f"plain rounding (target ≥ +6)")
@@ -311,9 +323,12 @@ def markdown(results: dict[str, Any]) -> str:
     for case, data in results["cases"].items():
         for label, r in data["rows"].items():
             precision, converter = label.split(" ", 1)
+            precision = {"int8": "int8", "int4": "int4 weights"}[precision]
+            if "error" in r:
+                lines.append(f"| {case} | {precision} | {converter} | failed: {r['error'][:160]} | | | | | |")
+                continue
             extra = f" (refine {r['refine_seconds']:.1f})" if r.get("refine_seconds") else ""
             floors = " | ".join(f"{r[k]:.5f}" if r.get(k) is not None else "–" for k in ("floor", "two_grid_floor"))
-            precision = {"int8": "int8", "int4": "int4 weights"}[precision]
             lines.append(f"| {case} | {precision} | {converter} | {r['mean_abs_error']:.5f} | {r['agreement'] * 100:.1f} % | "
                          f"{r['sqnr_db']:.1f} | {floors} | {r['seconds']:.1f}{extra} |")
     lines.append("")
