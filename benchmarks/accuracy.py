@@ -343,7 +343,7 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ina_cases(work: Path) -> dict[str, tuple[Path, Path, np.ndarray, np.ndarray]]:
+def _ina_cases(work: Path, names: list[str]) -> dict[str, tuple[Path, Path, np.ndarray, np.ndarray]]:
     """inaSpeechSegmenter models of the corpus: model, calibration file, held-back patches, float outputs."""
     sys.path.insert(0, str(REPO / "tests"))
     from zoo import corpus
@@ -351,6 +351,8 @@ def _ina_cases(work: Path) -> dict[str, tuple[Path, Path, np.ndarray, np.ndarray
 
     cases = {}
     for name, mels in INA.items():
+        if name.removeprefix("keras_").removesuffix(".hdf5") not in names:
+            continue
         path = corpus.files("inaSpeechSegmenter", f"inaSpeechSegmenter/{name}")[0]
         calib = work / f"{name}.npy"
         np.save(calib, segmenter_patches(INA_CALIB, mels, seed=1))
@@ -363,6 +365,8 @@ def _ina_cases(work: Path) -> dict[str, tuple[Path, Path, np.ndarray, np.ndarray
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="sample,mobilenet,ina", help="comma-separated: sample, mobilenet, ina")
+    parser.add_argument("--ina", default=",".join(n.removeprefix("keras_").removesuffix(".hdf5") for n in INA),
+                        help="comma-separated inaSpeechSegmenter models of the ina case")
     parser.add_argument("--epochs", type=int, default=8, help="training epochs of the MobileNet-style model")
     parser.add_argument("--mobilenetv2-samples", type=int, default=0,
                         help="also time int8 vs int8 --refine on MobileNetV2-224 with this many calibration samples")
@@ -396,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             todo["mobilenet"] = (work / "mobilenet.keras", work / "calib.npy", x_eval,
                                  _keras_outputs(work / "mobilenet.keras", x_eval))
         if "ina" in cases:
-            todo.update(_ina_cases(work))
+            todo.update(_ina_cases(work, args.ina.split(",")))
         for name, (model, calib, x, reference) in todo.items():
             results["cases"][name] = run_case(name, model, calib, x, reference, work)
         if args.mobilenetv2_samples:
