@@ -67,3 +67,25 @@ def test_clipped_scales_keep_channels_where_clipping_only_hurts():
     x = np.concatenate([rng.normal(size=(2000, 32)), np.ones((2000, 1))], axis=1)
     scales = _converter_scales(v, 7)
     np.testing.assert_allclose(clipped_scales(v, (x.T @ x / 2000)[None], scales, -8, 7), scales)
+
+
+def test_only_hessians_of_fewer_rows_than_inputs_are_rank_deficient():
+    from edgeq.converters.refine._gptq import _rank_deficient
+
+    _, full, _ = _layer(0, k=48, rows=4000)
+    _, wide, _ = _layer(0, k=300, rows=100)
+    assert _rank_deficient(np.concatenate([full, full])).tolist() == [False, False]
+    assert _rank_deficient(wide).tolist() == [True]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gptq_on_few_rows_of_a_wide_layer_gains_from_shrinking(seed, monkeypatch):
+    """With fewer rows than weights, the raw Hessian lets GPTQ fit the rows' noise; fresh inputs show it."""
+    from edgeq.converters.refine import _gptq
+
+    v, h, fresh = _layer(seed, k=300, out=8, rows=100)
+    scales = _converter_scales(v, 7)
+    (q_shrunk, b_shrunk), = gptq([v], h, scales, -8, 7, None)
+    monkeypatch.setattr(_gptq, "SHRINK", 0.0)
+    (q_raw, b_raw), = gptq([v], h, scales, -8, 7, None)
+    assert _error(v, q_shrunk, b_shrunk, scales, fresh) < 0.75 * _error(v, q_raw, b_raw, scales, fresh)
