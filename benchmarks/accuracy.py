@@ -318,7 +318,11 @@ def _targets(rows: dict[str, Any]) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| case | precision | converter | mean abs error | top-1 agreement | SQNR (dB) | output-grid floor | "
+    load = ", ".join(f"{v:.1f}" for v in results["load_average"])
+    lines = [f"`{results['command']}` (TensorFlow {results['versions']['tensorflow']}, Keras {results['versions']['keras']}, "
+             f"{results['device']['cpus']} CPUs, load average at the start {load}). Every row on the same held-back "
+             "inputs against the float Keras model.", "",
+             "| case | precision | converter | mean abs error | top-1 agreement | SQNR (dB) | output-grid floor | "
              "+ softmax-input grid | time (s) |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for case, data in results["cases"].items():
         for label, r in data["rows"].items():

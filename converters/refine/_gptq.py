@@ -4,7 +4,8 @@ Rounding the weights one input column at a time, the error of each column is pus
 not yet rounded through the inverse Hessian ``H⁻¹`` (``H = E[a aᵀ]`` of the layer inputs), so the
 layer's *output* error stays small rather than each weight's (Frantar et al., 2022, "GPTQ"). Columns are
 taken in decreasing ``diag(H)`` ("act order"). The scales stay as the converter chose them; the bias is
-the last column, kept continuous (int32 or float32), so it absorbs the remaining mean error.
+the last column, kept continuous (int32 or float32), so it absorbs the remaining mean error. A Hessian
+estimated from fewer input rows than it has weights is shrunk towards its diagonal first (:func:`shrunk`).
 """
 
 from __future__ import annotations
