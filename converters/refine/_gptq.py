@@ -26,6 +26,11 @@ def _rank_deficient(h: np.ndarray) -> np.ndarray:
     """``[B]``: whether each Hessian has a null direction (fewer independent input rows than its size)."""
     mean_diag = np.maximum(np.mean(np.diagonal(h, axis1=-2, axis2=-1), axis=-1), 1e-12)
     jitter = NULL_PIVOT * 1e-2 * mean_diag[:, None, None] * np.eye(h.shape[-1])
+    try:  # one batched factorisation; one at a time only when some Hessian is not even positive definite
+        pivots = np.diagonal(np.linalg.cholesky(h + jitter), axis1=-2, axis2=-1) ** 2
+        return pivots.min(axis=-1) < NULL_PIVOT * mean_diag
+    except np.linalg.LinAlgError:
+        pass
     deficient = np.ones(h.shape[0], bool)
     for i in range(h.shape[0]):
         try:
