@@ -23,6 +23,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from edgeq._flatbuffer import TFLiteFile, parse
 from edgeq._lazy import import_optional
 from edgeq._native import quiet_native_output
@@ -135,12 +137,17 @@ def canonical_opcodes(tflite: bytes) -> bytes:
     """Write each operator code's ``deprecated_builtin_code`` as the TFLite converter does: ``min(code, 127)``.
 
     ai-edge-quantizer leaves it 0 on the DEQUANTIZE codes it adds; current runtimes take the larger of the
-    two fields, but readers that check them against each other (or only read the old field) see ADD.
+    two fields, but readers that check them against each other (or only read the old field) see ADD. Buffers
+    it stored after the flatbuffer (large weights) are moved inside, so that later rewrites keep them.
     """
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
     changed = False
+    for buffer in model.buffers:  # ai-edge-quantizer appends large buffers after the flatbuffer (offset > 1):
+        if buffer.offset > 1:  # the object API would drop them on writing, so they go inside
+            buffer.data = np.frombuffer(tflite, np.uint8, buffer.size, buffer.offset).copy()
+            buffer.offset, buffer.size, changed = 0, 0, True
     for code in model.operatorCodes:
         canonical = min(max(code.builtinCode, code.deprecatedBuiltinCode), 127)
         if code.deprecatedBuiltinCode != canonical:

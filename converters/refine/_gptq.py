@@ -4,7 +4,8 @@ Rounding the weights one input column at a time, the error of each column is pus
 not yet rounded through the inverse Hessian ``H⁻¹`` (``H = E[a aᵀ]`` of the layer inputs), so the
 layer's *output* error stays small rather than each weight's (Frantar et al., 2022, "GPTQ"). Columns are
 taken in decreasing ``diag(H)`` ("act order"). The scales stay as the converter chose them; the bias is
-the last column, kept continuous (int32 or float32), so it absorbs the remaining mean error.
+the last column, kept continuous (int32 or float32), so it absorbs the remaining mean error. A Hessian
+estimated from fewer input rows than it has weights is shrunk towards its diagonal first (:func:`shrunk`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,39 @@ import numpy as np
 #: dampening added to the Hessian's diagonal, as a share of its mean
 DAMP = 0.01
 BLOCK = 128
+#: share of its diagonal mixed into a Hessian of fewer independent input rows than weights (a wide fully
+#: connected layer on a few hundred samples): its null directions would let GPTQ fit the samples' noise
+SHRINK = 0.5
+#: a pivot of the Hessian's Cholesky factor below this share of its mean diagonal: a null direction
+NULL_PIVOT = 1e-10
+
+
+def _rank_deficient(h: np.ndarray) -> np.ndarray:
+    """``[B]``: whether each Hessian has a null direction (fewer independent input rows than its size)."""
+    mean_diag = np.maximum(np.mean(np.diagonal(h, axis1=-2, axis2=-1), axis=-1), 1e-12)
+    jitter = NULL_PIVOT * 1e-2 * mean_diag[:, None, None] * np.eye(h.shape[-1])
+    try:  # one batched factorisation; one at a time only when some Hessian is not even positive definite
+        pivots = np.diagonal(np.linalg.cholesky(h + jitter), axis1=-2, axis2=-1) ** 2
+        return pivots.min(axis=-1) < NULL_PIVOT * mean_diag
+    except np.linalg.LinAlgError:
+        pass
+    deficient = np.ones(h.shape[0], bool)
+    for i in range(h.shape[0]):
+        try:
+            pivots = np.diagonal(np.linalg.cholesky(h[i] + jitter[i])) ** 2
+        except np.linalg.LinAlgError:
+            continue
+        deficient[i] = pivots.min() < NULL_PIVOT * mean_diag[i]
+    return deficient
+
+
+def shrunk(h: np.ndarray) -> np.ndarray:
+    """``h`` with rank-deficient Hessians moved ``SHRINK`` of the way to their diagonal (Ledoit-Wolf style)."""
+    deficient = _rank_deficient(h)
+    if not deficient.any():
+        return h
+    diagonal = np.eye(h.shape[-1]) * np.diagonal(h, axis1=-2, axis2=-1)[:, None, :]
+    return np.where(deficient[:, None, None], (1 - SHRINK) * h + SHRINK * diagonal, h)
 
 
 def _inverse_cholesky(h: np.ndarray) -> np.ndarray:
@@ -53,6 +87,7 @@ def gptq(targets: list[np.ndarray], hessian: np.ndarray, scales: np.ndarray, qmi
     for i in range(b):  # inputs that are always 0: any weight works, use the plain rounding
         idx = np.flatnonzero(dead[i])
         h[i, idx, idx] = 1.0
+    h = shrunk(h)
     order = np.argsort(-np.diagonal(h, axis1=-2, axis2=-1)[:, :k], axis=-1, kind="stable")
     perm = np.concatenate([order, np.full((b, 1), k)], axis=1)  # the bias stays last
     h = np.take_along_axis(np.take_along_axis(h, perm[:, :, None], axis=1), perm[:, None, :], axis=2)
