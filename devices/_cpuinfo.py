@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from edgeq._frozen import Frozen
 
 #: (implementer, part) from the ``CPU implementer`` / ``CPU part`` lines -> core name
 CPU_PARTS: dict[tuple[int, int], str] = {
@@ -50,8 +51,7 @@ ML_FEATURES: tuple[str, ...] = (
 _ARCH_IN_MODEL_NAME = re.compile(r"\((v\d+l)\)")
 
 
-@dataclass(frozen=True)
-class CpuInfo:
+class CpuInfo(Frozen):
     """What ``/proc/cpuinfo`` says, reduced to what edgeq uses.
 
     Args:
@@ -65,14 +65,25 @@ class CpuInfo:
         model: the ``Model`` line that Raspberry Pi kernels print, if any.
     """
 
+    _fields = ("arch", "parts", "features", "logical_cores", "physical_cores", "hardware", "revision", "model")
     arch: str | None
     parts: tuple[str, ...]
     features: tuple[str, ...]
     logical_cores: int | None
     physical_cores: int | None
-    hardware: str | None = None
-    revision: str | None = None
-    model: str | None = None
+    hardware: str | None
+    revision: str | None
+    model: str | None
+
+    def __init__(
+        self, arch: str | None, parts: tuple[str, ...], features: tuple[str, ...], logical_cores: int | None,
+        physical_cores: int | None, hardware: str | None = None, revision: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.__dict__.update(
+            arch=arch, parts=parts, features=features, logical_cores=logical_cores, physical_cores=physical_cores,
+            hardware=hardware, revision=revision, model=model,
+        )
 
     @property
     def cpu_part(self) -> str | None:

@@ -16,12 +16,12 @@ TensorFlow nor LiteRT, so the runtime can also read the ``edgeq`` metadata on an
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from edgeq import _checked
+from edgeq._frozen import Frozen
 from edgeq._model_checks import BUILTIN_CUSTOM_OPS, InvalidModel, validate
 from edgeq._tflite_names import BUILTIN_OPS, TENSOR_TYPES
 from edgeq.errors import ModelError
@@ -260,96 +260,144 @@ def _check(buf: memoryview, pos: int, size: int, what: str) -> None:
         raise InvalidModel(f"{what} points outside the file (offset {pos}, {size} bytes, file is {len(buf)} bytes)")
 
 
-@dataclass(frozen=True)
-class DimensionInfo:
+class DimensionInfo(Frozen):
     """How one dimension of a sparse tensor is stored: dense (``dense_size`` entries) or CSR.
 
     A CSR dimension has ``segments`` (where each parent position's run of ``indices`` starts, plus the end) and
     ``indices`` (the coordinates kept along this dimension).
     """
 
+    _fields = ("sparse", "dense_size", "segments", "indices")
     sparse: bool
     dense_size: int
-    segments: Sequence[int] = ()
-    indices: Sequence[int] = ()
+    segments: Sequence[int]
+    indices: Sequence[int]
+
+    def __init__(self, sparse: bool, dense_size: int, segments: Sequence[int] = (), indices: Sequence[int] = ()) -> None:
+        self.__dict__.update(sparse=sparse, dense_size=dense_size, segments=segments, indices=indices)
 
 
-@dataclass(frozen=True)
-class SparsityInfo:
+class SparsityInfo(Frozen):
     """A sparse tensor's storage: dimensions in ``traversal_order``, with ``block_map`` naming blocked dimensions."""
 
+    _fields = ("traversal_order", "block_map", "dims")
     traversal_order: tuple[int, ...]
     block_map: tuple[int, ...]
     dims: tuple[DimensionInfo, ...]
 
+    def __init__(
+        self, traversal_order: tuple[int, ...], block_map: tuple[int, ...], dims: tuple[DimensionInfo, ...]
+    ) -> None:
+        self.__dict__.update(traversal_order=traversal_order, block_map=block_map, dims=dims)
 
-@dataclass(frozen=True)
-class TensorInfo:
+
+class TensorInfo(Frozen):
     """One tensor as stored in the file.
 
     ``scales`` and ``zero_points`` are sequences: long per-channel vectors are decoded on first use.
     """
 
+    _fields = ("index", "name", "shape", "shape_signature", "dtype", "buffer", "scales", "zero_points",
+               "quantized_dimension", "is_variable", "sparsity")
     index: int
     name: str
     shape: tuple[int, ...]
     shape_signature: tuple[int, ...]
     dtype: str
     buffer: int
-    scales: Sequence[float] = ()
-    zero_points: Sequence[int] = ()
-    quantized_dimension: int = 0
-    is_variable: bool = False
-    sparsity: SparsityInfo | None = None
+    scales: Sequence[float]
+    zero_points: Sequence[int]
+    quantized_dimension: int
+    is_variable: bool
+    sparsity: SparsityInfo | None
+
+    def __init__(
+        self, index: int, name: str, shape: tuple[int, ...], shape_signature: tuple[int, ...], dtype: str,
+        buffer: int, scales: Sequence[float] = (), zero_points: Sequence[int] = (), quantized_dimension: int = 0,
+        is_variable: bool = False, sparsity: SparsityInfo | None = None,
+    ) -> None:
+        self.__dict__.update(
+            index=index, name=name, shape=shape, shape_signature=shape_signature, dtype=dtype, buffer=buffer,
+            scales=scales, zero_points=zero_points, quantized_dimension=quantized_dimension,
+            is_variable=is_variable, sparsity=sparsity,
+        )
 
 
-@dataclass(frozen=True)
-class OperatorInfo:
+class OperatorInfo(Frozen):
     """One operator: its op name (``CONV_2D``, or the custom code), tensor indices, version and checked options.
 
     ``options`` holds the builtin options edgeq validates (strides, dilations, filter sizes, padding,
     fused activation, the subgraphs control-flow ops call), by name; it is empty for other ops.
     """
 
+    _fields = ("index", "op", "inputs", "outputs", "version", "intermediates", "options")
+    _compared = _fields[:-1]  # not the options
     index: int
     op: str
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
-    version: int = 1
-    intermediates: tuple[int, ...] = ()
-    options: Mapping[str, int] = field(default_factory=dict, compare=False)
+    version: int
+    intermediates: tuple[int, ...]
+    options: Mapping[str, int]
+
+    def __init__(
+        self, index: int, op: str, inputs: tuple[int, ...], outputs: tuple[int, ...], version: int = 1,
+        intermediates: tuple[int, ...] = (), options: Mapping[str, int] | None = None,
+    ) -> None:
+        self.__dict__.update(
+            index=index, op=op, inputs=inputs, outputs=outputs, version=version, intermediates=intermediates,
+            options={} if options is None else options,
+        )
 
     def called_subgraphs(self) -> dict[str, int]:
         """The subgraphs this operator runs (``{"body_subgraph": 3, …}``); empty for ordinary ops."""
         return {k: v for k, v in self.options.items() if k.endswith("subgraph")}
 
 
-@dataclass(frozen=True)
-class SubgraphInfo:
+class SubgraphInfo(Frozen):
+    _fields = ("name", "tensors", "inputs", "outputs", "operators")
     name: str
     tensors: Sequence[TensorInfo]  # a tuple, or read lazily when the model was checked before
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     operators: Sequence[OperatorInfo]
 
+    def __init__(
+        self, name: str, tensors: Sequence[TensorInfo], inputs: tuple[int, ...], outputs: tuple[int, ...],
+        operators: Sequence[OperatorInfo],
+    ) -> None:
+        self.__dict__.update(name=name, tensors=tensors, inputs=inputs, outputs=outputs, operators=operators)
 
-@dataclass(frozen=True)
-class SignatureInfo:
+
+class SignatureInfo(Frozen):
+    _fields = ("key", "subgraph", "inputs", "outputs")
     key: str
     subgraph: int
     inputs: dict[str, int]
     outputs: dict[str, int]
 
+    def __init__(self, key: str, subgraph: int, inputs: dict[str, int], outputs: dict[str, int]) -> None:
+        self.__dict__.update(key=key, subgraph=subgraph, inputs=inputs, outputs=outputs)
 
-@dataclass(frozen=True)
-class TFLiteFile:
+
+class TFLiteFile(Frozen):
     """What :func:`parse` read from a ``.tflite`` file."""
 
+    _fields = ("version", "subgraphs", "signatures", "buffer_sizes", "metadata")
     version: int
     subgraphs: tuple[SubgraphInfo, ...]
     signatures: tuple[SignatureInfo, ...]
     buffer_sizes: Sequence[int]  # a tuple, or read lazily when the model was checked before
-    metadata: Mapping[str, bytes] = field(default_factory=dict)  # read-only
+    metadata: Mapping[str, bytes]  # read-only
+
+    def __init__(
+        self, version: int, subgraphs: tuple[SubgraphInfo, ...], signatures: tuple[SignatureInfo, ...],
+        buffer_sizes: Sequence[int], metadata: Mapping[str, bytes] | None = None,
+    ) -> None:
+        self.__dict__.update(
+            version=version, subgraphs=subgraphs, signatures=signatures, buffer_sizes=buffer_sizes,
+            metadata={} if metadata is None else metadata,
+        )
 
     def op_counts(self) -> dict[str, int]:
         """Count the operators of every subgraph by op name."""
@@ -360,10 +408,13 @@ class TFLiteFile:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-@dataclass(frozen=True)
-class _Opcode:
+class _Opcode(Frozen):
+    _fields = ("name", "version")
     name: str
     version: int
+
+    def __init__(self, name: str, version: int) -> None:
+        self.__dict__.update(name=name, version=version)
 
 
 def _opcode(i: int, t: _Table) -> _Opcode:

@@ -6,11 +6,11 @@ TensorFlow is imported only when its backend is asked for by name or is the only
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
+from edgeq._frozen import Frozen
 from edgeq.errors import DependencyMissing, UsageError
 
 #: backend name -> (module holding ``Interpreter`` and ``load_delegate``, distribution for its version)
@@ -21,13 +21,16 @@ BACKENDS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Backend:
+class Backend(Frozen):
     """An importable interpreter backend."""
 
+    _fields = ("name", "version", "module")
     name: str
     version: str
     module: ModuleType
+
+    def __init__(self, name: str, version: str, module: ModuleType) -> None:
+        self.__dict__.update(name=name, version=version, module=module)
 
     @property
     def Interpreter(self) -> Any:  # noqa: N802 - mirrors the backends' class name

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from edgeq._frozen import Frozen
 from edgeq._native import quiet_native_output
 from edgeq.errors import DataError, DeviceError, InferenceError, ModelError, UsageError
 from edgeq.runtime.backend import Backend, get_backend
@@ -24,21 +24,30 @@ if TYPE_CHECKING:  # the model check and the metadata reader load with the first
 _IMAGE_TYPES = (str, os.PathLike)
 
 
-@dataclass(frozen=True)
-class TensorSpec:
+class TensorSpec(Frozen):
     """An input or output of a model.
 
     ``scale``/``zero_point`` are the per-tensor quantization (``0.0``/``0`` for float tensors);
     ``scales``/``zero_points`` hold per-channel values when the tensor has them.
     """
 
+    _fields = ("name", "index", "shape", "shape_signature", "dtype", "scale", "zero_point")
     name: str
     index: int
     shape: tuple[int, ...]
     shape_signature: tuple[int, ...]
     dtype: np.dtype
-    scale: float = 0.0
-    zero_point: int = 0
+    scale: float
+    zero_point: int
+
+    def __init__(
+        self, name: str, index: int, shape: tuple[int, ...], shape_signature: tuple[int, ...], dtype: np.dtype,
+        scale: float = 0.0, zero_point: int = 0,
+    ) -> None:
+        self.__dict__.update(
+            name=name, index=index, shape=shape, shape_signature=shape_signature, dtype=dtype, scale=scale,
+            zero_point=zero_point,
+        )
 
     @property
     def quantized(self) -> bool:

@@ -67,3 +67,18 @@ def test_native_output_is_still_logged_when_logging_is_configured(caplog):
 
         os.write(2, b"chatter from C++\n")
     assert any("chatter from C++" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_generates_no_dataclass_but_the_public_metadata():
+    # @dataclass compiles its methods at each import (~3 M instructions a class); the metadata classes stay
+    # dataclasses because callers use dataclasses.replace on them
+    code = ("import dataclasses\nmade = []\nprocess = dataclasses._process_class\n"
+            "def spy(cls, *a, **k):\n    made.append(f'{cls.__module__}.{cls.__qualname__}')\n    return process(cls, *a, **k)\n"
+            "dataclasses._process_class = spy\n"
+            f"from edgeq.cli import main\nmain(['run', {str(SAMPLE)!r}, '--random', '--json'])\n"
+            "print(json.dumps(made))")
+    script = f"import sys, json\n{code}"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    made = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "edgeq.metadata.ModelMetadata" in made  # the spy saw the run
+    assert sorted(m for m in made if m.startswith("edgeq.") and not m.startswith("edgeq.metadata.")) == []
