@@ -34,7 +34,7 @@ MIN_GAIN = 0.25
 MAX_SAMPLES = 64
 #: values (window rows x window size) per consuming layer the search quantizes, per sample set: enough rows to rank
 #: 31 ranges, few enough that MobileNetV2-224's 960-channel depthwise windows do not cost minutes
-SEARCH_VALUES = 1 << 22
+SEARCH_VALUES = 1 << 21
 #: the search scores every ``COARSE``-th candidate range, then those around the best of them
 COARSE = 5
 
