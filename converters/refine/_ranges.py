@@ -101,11 +101,10 @@ def _score(pairs: list[_Pair], currents: list[np.ndarray], windows: list[np.ndar
     return errors
 
 
-def _window_values(layer: Layer) -> int:
-    """Values in one input window of ``layer`` (a row of :func:`edgeq.converters.refine._stats.patches`)."""
-    if layer.kind == "FULLY_CONNECTED":
-        return int(layer.shape[-1])
-    return int(np.prod(layer.shape[1:3])) * (int(layer.shape[-1]) if layer.kind == "DEPTHWISE_CONV_2D" else int(layer.shape[3]))
+def _window_size(layer: Layer) -> int:
+    """Values in one input window of ``layer``, about: its weights' shape after the output channels (a depthwise
+    multiplier above 1 overcounts, which only lowers the rows drawn)."""
+    return int(np.prod(layer.shape[1:]))
 
 
 def gather(refiner: _Refiner, found: list[tuple[int, list[_Pair]]], samples: list, seed: int,
@@ -116,7 +115,7 @@ def gather(refiner: _Refiner, found: list[tuple[int, list[_Pair]]], samples: lis
     samples = samples[:MAX_SAMPLES]
     if not found:
         return []
-    rows = [[max(1, min(ROWS_PER_SAMPLE, SEARCH_VALUES // (len(samples) * _window_values(p.layer)))) for p in pairs]
+    rows = [[max(1, min(ROWS_PER_SAMPLE, SEARCH_VALUES // (len(samples) * _window_size(p.layer)))) for p in pairs]
             for _, pairs in found]
     windows: list[list[list[np.ndarray]]] = [[[] for _ in pairs] for _, pairs in found]
     limits = [[np.inf, -np.inf] for _ in found]
