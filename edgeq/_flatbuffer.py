@@ -15,7 +15,9 @@ TensorFlow nor LiteRT, so the runtime can also read the ``edgeq`` metadata on an
 
 from __future__ import annotations
 
+import marshal
 import struct
+from functools import partial
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -30,6 +32,8 @@ T = TypeVar("T")
 
 FILE_IDENTIFIER = b"TFL3"
 MAX_TENSORS = 1_000_000
+#: bumped when the layout of a proof's summary changes (a proof of another layout counts as none)
+_SUMMARY_FORMAT = 1
 #: builtin options edgeq reads, by op: (options union type, options slot, {field: (slot, struct format, default)})
 _B, _I = "b", "i"
 _WINDOW = {"padding": (0, _B, 0), "stride_w": (1, _I, 0), "stride_h": (2, _I, 0)}
@@ -209,24 +213,15 @@ class _Table:
         offsets = struct.unpack_from(f"<{n}I", self.buf, start) if n else ()
         return [build(_Table(self.r, start + 4 * i + off, f"{what}[{i}]")) for i, off in enumerate(offsets)]
 
-    def lazy_tables(self, slot: int, what: str, build: Callable[[int, _Table], T]) -> _Lazy:
-        """Like :meth:`tables`, but each entry is read on first use (``build(index, table)``)."""
-        start, n = self.vector(slot, 4, what)
-
-        def entry(i: int) -> T:
-            at = start + 4 * i
-            return build(i, _Table(self.r, at + _U32.unpack_from(self.buf, at)[0], f"{what}[{i}]"))
-
-        return _Lazy(n, entry)
-
 
 class _Lazy(Sequence):
-    """A tuple-like sequence whose entries are built on first use (a model already checked: see :func:`parse`)."""
+    """The tables of a vector as a tuple-like sequence, each read on first use (a proven model: see :func:`parse`)."""
 
-    __slots__ = ("_n", "_build", "_items")
+    __slots__ = ("_r", "_start", "_n", "_what", "_build", "_items")
 
-    def __init__(self, n: int, build: Callable[[int], Any]) -> None:
-        self._n, self._build, self._items = n, build, [None] * n
+    def __init__(self, r: _Reader, start: int, n: int, what: str, build: Callable[[int, _Table], Any]) -> None:
+        """The ``n`` tables of the vector at ``start`` (past its length); entry ``i`` is ``build(i, its table)``."""
+        self._r, self._start, self._n, self._what, self._build, self._items = r, start, n, what, build, [None] * n
 
     def __len__(self) -> int:
         return self._n
@@ -239,7 +234,9 @@ class _Lazy(Sequence):
             raise IndexError(index)
         item = self._items[i]
         if item is None:
-            item = self._items[i] = self._build(i)
+            at = self._start + 4 * i
+            table = _Table(self._r, at + _U32.unpack_from(self._r.buf, at)[0], f"{self._what}[{i}]")
+            item = self._items[i] = self._build(i, table)
         return item
 
     def __iter__(self) -> Iterator:
@@ -478,8 +475,9 @@ def _buffer(t: _Table, file_size: int) -> int:
 def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFile:
     """Parse and structurally check a TFLite flatbuffer (see the module docstring for the checks).
 
-    A model that passed before (:mod:`edgeq._checked`: the same unchanged file, or the same bytes) is not checked
-    again: its tensors and operators are read on first use, or an earlier call's result is given back.
+    A model that passed before (:mod:`edgeq._checked`: the same unchanged file, or the same bytes) is neither checked
+    nor parsed again: what a load needs comes from its proof, its other tables are read on first use, or an earlier
+    call's result is given back.
 
     Args:
         data: the whole file's bytes. Long quantization vectors (and a checked model's tensors) are read from it lazily:
@@ -496,7 +494,7 @@ def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFi
     buf = memoryview(data)
     if buf.format != "B" or buf.ndim != 1:  # a cast view is 3x slower to read: only when needed
         buf = buf.cast("B")
-    if len(buf) < 8 or bytes(buf[4:8]) != FILE_IDENTIFIER:
+    if len(buf) < 8 or buf[4:8] != FILE_IDENTIFIER:
         got = bytes(buf[4:8]) if len(buf) >= 8 else b"(file too short)"
         raise ModelError(
             f"{name} is not a TFLite model: expected the identifier {FILE_IDENTIFIER!r} at byte 4, got {got!r}; "
@@ -506,8 +504,8 @@ def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFi
         stamp = _checked.stamp_of(data)
         model = _checked.recall(data, stamp)
         if model is None:
-            model = _parse_once(buf, stamp)
-            _checked.keep(data, stamp, model)
+            model, summary = _parse_once(buf, stamp)
+            _checked.keep(data, stamp, model, summary)
         return model
     except InvalidModel as exc:
         raise ModelError(f"{name} is a corrupt TFLite model: {exc}; re-export or re-download it") from None
@@ -515,25 +513,22 @@ def parse(data: bytes | bytearray | memoryview, name: str = "model") -> TFLiteFi
         raise ModelError(f"{name} is a corrupt TFLite model ({type(exc).__name__}: {exc}); re-export it") from None
 
 
-def _parse_once(buf: memoryview, stamp: _checked.Stamp | None) -> TFLiteFile:
-    """Parse a model not kept in memory: lazily if it passed before, else checked in full.
+def _parse_once(buf: memoryview, stamp: _checked.Stamp | None) -> tuple[TFLiteFile, bytes]:
+    """Read a model not kept in memory from its proof's summary if it passed before, else check it in full.
 
     A file with a stamp is known by it alone: hashing a large file costs about as much as checking it (SHA-256 of
-    MobileNetV2 int8, 3.9 MB: 7 ms here; its checks: 4.4 ms). Bytes, small files and files without a stamp are
-    known by their content's hash.
+    MobileNetV2 int8, 3.9 MB: 7 ms here; its checks: 4.4 ms). Bytes and files without a stamp are known by their
+    content's hash.
     """
-    if stamp is not None:
-        proven = _checked.proven_stamp(stamp)
-        model = _parse(buf, checked=proven)
-        if not proven:
-            _checked.remember(None, stamp)
-        return model
-    digest = _checked.key(buf)
-    proven = _checked.proven(digest)
-    model = _parse(buf, checked=proven)
-    if not proven:
-        _checked.remember(digest, None)
-    return model
+    key = _checked.stamp_key(stamp) if stamp is not None else _checked.content_key(buf)
+    summary = _checked.proof(key)
+    if summary is not None:
+        model = _from_summary(buf, summary)
+        if model is not None:
+            return model, summary
+    model, summary = _check_in_full(buf)
+    _checked.record(key, summary)
+    return model, summary
 
 
 def _options(op: str, t: _Table, where: Callable[[], str]) -> dict[str, int]:
@@ -548,115 +543,151 @@ def _options(op: str, t: _Table, where: Callable[[], str]) -> dict[str, int]:
     return {k: int(table.scalar(s, fmt, default)) for k, (s, fmt, default) in fields.items()}
 
 
-def _parse(buf: memoryview, checked: bool) -> TFLiteFile:
-    """Read (and unless ``checked``, check) the model; a ``checked`` model's tensors and operators are read lazily."""
+def _tensor(i: int, t: _Table) -> TensorInfo:
+    shape = t.scalars(0, "i", "tensor shape")
+    dtype_code = t.scalar(1, "b")
+    scales, zps, qdim = _quant(t.table(4, "quantization")) if t.fields[4] else ((), (), 0)
+    return TensorInfo(
+        i, t.string(3, "tensor name"), shape, t.scalars(7, "i", "tensor shape_signature") or shape,
+        TENSOR_TYPES.get(dtype_code) or f"TYPE_{dtype_code}", t.scalar(2, "I"), scales, zps, qdim,
+        bool(t.scalar(5, "B")), _sparsity(t.table(6, "sparsity")) if t.fields[6] else None,
+    )
+
+
+def _operator(opcodes: Sequence[_Opcode], s: int, i: int, t: _Table) -> OperatorInfo:
+    code = int(t.scalar(0, "I"))
+    if code >= len(opcodes):
+        raise InvalidModel(f"operator {i} of subgraph {s} uses opcode {code}, but the model has {len(opcodes)} opcodes")
+    opcode = opcodes[code]
+
+    def where() -> str:
+        return f"operator {i} ({opcode.name}) of subgraph {s}"
+
+    if opcode.name in BUILTIN_CUSTOM_OPS:
+        _check_custom_options(t.bytes(5, "custom options"), opcode.name, where())
+    return OperatorInfo(
+        i, opcode.name, tuple(t.scalars(1, "i", "op inputs")), tuple(t.scalars(2, "i", "op outputs")),
+        opcode.version, tuple(t.scalars(8, "i", "op intermediates")), _options(opcode.name, t, where),
+    )
+
+
+def _signature(t: _Table) -> SignatureInfo:
+    def tmap(slot: int) -> dict[str, int]:
+        return dict(t.tables(slot, "signature tensor map", lambda m: (m.string(0, "name"), int(m.scalar(1, "I")))))
+    return SignatureInfo(t.string(2, "signature key"), int(t.scalar(4, "I")), tmap(0), tmap(1))
+
+
+def _check_in_full(buf: memoryview) -> tuple[TFLiteFile, bytes]:
+    """Read and check every table of the model; return it with its summary (what :func:`_from_summary` reads)."""
     root = _Table(_Reader(buf), struct.unpack_from("<I", buf, 0)[0], "model")
-    if checked:
-        opcodes: Sequence[_Opcode] = root.lazy_tables(1, "operator_codes", _opcode)
-        buffer_sizes: Sequence[int] = root.lazy_tables(4, "buffers", lambda i, t: _buffer(t, len(buf)))
-    else:
-        opcodes = [_opcode(i, t) for i, t in enumerate(root.tables(1, "operator_codes", lambda x: x))]
-        buffer_sizes = tuple(root.tables(4, "buffers", lambda t: _buffer(t, len(buf))))
+    opcodes = [_opcode(i, t) for i, t in enumerate(root.tables(1, "operator_codes", lambda x: x))]
+    buffer_sizes = tuple(root.tables(4, "buffers", lambda t: _buffer(t, len(buf))))
     meta_entries = root.tables(6, "metadata", lambda t: (t.string(0, "metadata name"), int(t.scalar(1, "I"))))
 
-    def tensor(i: int, t: _Table) -> TensorInfo:
-        shape = t.scalars(0, "i", "tensor shape")
-        dtype_code = t.scalar(1, "b")
-        scales, zps, qdim = _quant(t.table(4, "quantization")) if t.fields[4] else ((), (), 0)
-        return TensorInfo(
-            i, t.string(3, "tensor name"), shape, t.scalars(7, "i", "tensor shape_signature") or shape,
-            TENSOR_TYPES.get(dtype_code) or f"TYPE_{dtype_code}", t.scalar(2, "I"), scales, zps, qdim,
-            bool(t.scalar(5, "B")), _sparsity(t.table(6, "sparsity")) if t.fields[6] else None,
-        )
-
-    def operator(s: int, i: int, t: _Table) -> OperatorInfo:
-        code = int(t.scalar(0, "I"))
-        if code >= len(opcodes):
-            raise InvalidModel(f"operator {i} of subgraph {s} uses opcode {code}, but the model has "
-                               f"{len(opcodes)} opcodes")
-        opcode = opcodes[code]
-
-        def where() -> str:
-            return f"operator {i} ({opcode.name}) of subgraph {s}"
-
-        if opcode.name in BUILTIN_CUSTOM_OPS:
-            _check_custom_options(t.bytes(5, "custom options"), opcode.name, where())
-        return OperatorInfo(
-            i, opcode.name, tuple(t.scalars(1, "i", "op inputs")), tuple(t.scalars(2, "i", "op outputs")),
-            opcode.version, tuple(t.scalars(8, "i", "op intermediates")), _options(opcode.name, t, where),
-        )
-
     def subgraph(s: int, t: _Table) -> SubgraphInfo:
-        if checked:
-            tensors = t.lazy_tables(0, "tensors", tensor)
-            ops = t.lazy_tables(3, "operators", lambda i, x: operator(s, i, x))
-            return SubgraphInfo(t.string(4, "subgraph name"), tensors, tuple(t.scalars(1, "i", "subgraph inputs")),
-                                tuple(t.scalars(2, "i", "subgraph outputs")), ops)
         raw_tensors = t.tables(0, "tensors", lambda x: x)
         if len(raw_tensors) > MAX_TENSORS:
             raise InvalidModel(f"subgraph declares {len(raw_tensors)} tensors (limit {MAX_TENSORS})")
-        tensors = tuple(tensor(i, x) for i, x in enumerate(raw_tensors))
-        ops = tuple(operator(s, i, x) for i, x in enumerate(t.tables(3, "operators", lambda x: x)))
+        tensors = tuple(_tensor(i, x) for i, x in enumerate(raw_tensors))
+        ops = tuple(_operator(opcodes, s, i, x) for i, x in enumerate(t.tables(3, "operators", lambda x: x)))
         return SubgraphInfo(t.string(4, "subgraph name"), tensors, tuple(t.scalars(1, "i", "subgraph inputs")),
                             tuple(t.scalars(2, "i", "subgraph outputs")), ops)
 
-    def signature(t: _Table) -> SignatureInfo:
-        def tmap(slot: int) -> dict[str, int]:
-            return dict(t.tables(slot, "signature tensor map", lambda m: (m.string(0, "name"), int(m.scalar(1, "I")))))
-        return SignatureInfo(t.string(2, "signature key"), int(t.scalar(4, "I")), tmap(0), tmap(1))
-
-    subgraphs = tuple(subgraph(s, t) for s, t in enumerate(root.tables(2, "subgraphs", lambda x: x)))
+    raw_subgraphs = root.tables(2, "subgraphs", lambda x: x)
+    subgraphs = tuple(subgraph(s, t) for s, t in enumerate(raw_subgraphs))
     if not subgraphs:
         raise InvalidModel("the model has no subgraph")
-    signatures = tuple(root.tables(7, "signature_defs", signature))
-    index: dict[str, int] = {}
+    signatures = tuple(root.tables(7, "signature_defs", _signature))
+    spans: dict[str, tuple[int, int]] = {}
     for key, i in meta_entries:
         if i >= len(buffer_sizes):
             raise InvalidModel(f"metadata {key!r} names buffer {i}, but the model has {len(buffer_sizes)} buffers")
-        index[key] = i
-    metadata = _Metadata(root, index)
+        spans[key] = _buffer_span(root, i)
+    metadata = _Metadata(buf, spans)
     model = TFLiteFile(int(root.scalar(0, "I")), subgraphs, signatures, buffer_sizes, metadata)
-    if not checked:
-        validate(model, len(buf))
-        _check_string_buffers(root, model)
-        for key in index:  # read now: a proven model's entries are read on first use
-            metadata[key]
-    return model
+    validate(model, len(buf))
+    _check_string_buffers(root, model)
+
+    def io_tensors(g: SubgraphInfo) -> tuple:
+        used = [g.tensors[i] for i in sorted(set(g.inputs + g.outputs)) if i >= 0 and g.tensors[i].sparsity is None]
+        return tuple((t.index, t.name, t.shape, t.shape_signature, t.dtype, t.buffer, tuple(t.scales),
+                      tuple(t.zero_points), t.quantized_dimension, t.is_variable) for t in used)
+
+    summary = (
+        _SUMMARY_FORMAT, len(buf), model.version, root.vector(1, 4, "operator_codes"), root.vector(4, 4, "buffers"),
+        spans, tuple((s.key, s.subgraph, s.inputs, s.outputs) for s in signatures),
+        tuple((g.name, g.inputs, g.outputs, t.vector(0, 4, "tensors"), t.vector(3, 4, "operators"), io_tensors(g))
+              for g, t in zip(subgraphs, raw_subgraphs)),
+    )
+    return model, marshal.dumps(summary)
+
+
+def _from_summary(buf: memoryview, summary: bytes) -> TFLiteFile | None:
+    """A proven model from its summary, without checks: tensors, operators, opcodes and buffers are read on first use.
+
+    ``None`` if the summary is not one this code wrote for bytes of this size (a damaged or foreign proof).
+    """
+    try:
+        fmt, size, version, (o_start, o_n), (b_start, b_n), spans, sigs, graphs = marshal.loads(summary)
+        if fmt != _SUMMARY_FORMAT or size != len(buf):
+            return None
+        r = _Reader(buf)
+        opcodes = _Lazy(r, o_start, o_n, "operator_codes", _opcode)
+        subgraphs = []
+        for s, (name, inputs, outputs, (t_start, t_n), (op_start, op_n), io) in enumerate(graphs):
+            tensors = _Lazy(r, t_start, t_n, "tensors", _tensor)
+            for fields in io:
+                tensors._items[fields[0]] = TensorInfo(*fields)
+            ops = _Lazy(r, op_start, op_n, "operators", partial(_operator, opcodes, s))
+            subgraphs.append(SubgraphInfo(name, tensors, inputs, outputs, ops))
+        return TFLiteFile(
+            version, tuple(subgraphs), tuple([SignatureInfo(*sig) for sig in sigs]),
+            _Lazy(r, b_start, b_n, "buffers", lambda i, t: _buffer(t, size)), _Metadata(buf, spans),
+        )
+    except (ValueError, TypeError, EOFError, IndexError):
+        return None
 
 
 class _Metadata(Mapping):
-    """The model's metadata entries by name (read-only); each value is read from its buffer on first use."""
+    """The model's metadata entries by name (read-only); each value is read from the file on first use."""
 
-    __slots__ = ("_root", "_index", "_values")
+    __slots__ = ("_buf", "_spans", "_values")
 
-    def __init__(self, root: _Table, index: dict[str, int]) -> None:
-        self._root, self._index, self._values = root, index, {}
+    def __init__(self, buf: memoryview, spans: dict[str, tuple[int, int]]) -> None:
+        self._buf, self._spans, self._values = buf, spans, {}
 
     def __getitem__(self, key: str) -> bytes:
         value = self._values.get(key)
         if value is None:
-            value = self._values[key] = _buffer_bytes(self._root, self._index[key])
+            start, n = self._spans[key]
+            value = self._values[key] = bytes(self._buf[start : start + n])
         return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
+        return iter(self._spans)
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._spans)
 
     def __repr__(self) -> str:
         return repr(dict(self))
 
 
-def _buffer_bytes(root: _Table, index: int) -> bytes:
-    start, n = root.vector(4, 4, "buffers")
+def _buffer_span(root: _Table, index: int) -> tuple[int, int]:
+    """Where buffer ``index``'s bytes are: (start, length); (0, 0) for an empty buffer."""
+    start, _ = root.vector(4, 4, "buffers")
     at = start + 4 * index
     t = _Table(root.r, at + struct.unpack_from("<I", root.buf, at)[0], f"buffer {index}")
     dstart, dn = t.vector(0, 1, "buffer data")
     if dn:
-        return bytes(root.buf[dstart : dstart + dn])
+        return dstart, dn
     offset, size = int(t.scalar(1, "Q")), int(t.scalar(2, "Q"))
-    return bytes(root.buf[offset : offset + size]) if offset > 1 else b""
+    return (offset, size) if offset > 1 else (0, 0)
+
+
+def _buffer_bytes(root: _Table, index: int) -> bytes:
+    start, n = _buffer_span(root, index)
+    return bytes(root.buf[start : start + n])
 
 
 def _check_custom_options(options: bytes, op: str, where: str) -> None:

@@ -33,8 +33,9 @@ def read_model_bytes(model: str | os.PathLike | bytes | bytearray | Any) -> tupl
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model), "model bytes"
     path = Path(model)
+    started = time.time_ns()
     try:
-        info = path.stat()
+        info = path.stat()  # before opening: a FIFO would block open(); also the stamp's "before" (see below)
     except FileNotFoundError:
         raise ModelError(f"model file not found: {path}; check the path") from None
     except OSError as exc:
@@ -47,9 +48,7 @@ def read_model_bytes(model: str | os.PathLike | bytes | bytearray | Any) -> tupl
         raise ModelError(f"{path} is {info.st_size} bytes, larger than any TFLite flatbuffer can be "
                          f"({MAX_MODEL_BYTES}); give a .tflite file")
     try:
-        started = time.time_ns()
         with open(path, "rb") as fh:
-            before = os.fstat(fh.fileno())  # the file opened, which the path may no longer name
             head = fh.read(8)
             if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
                 got = head[4:8] if len(head) >= 8 else b"(file too short)"
@@ -57,12 +56,12 @@ def read_model_bytes(model: str | os.PathLike | bytes | bytearray | Any) -> tupl
                                  f"byte 4, got {got!r}; give a .tflite file made by a TFLite/LiteRT converter")
             fh.seek(0)
             data = fh.read(info.st_size + 1)  # one byte more shows a file that grew while being read
-            after = os.fstat(fh.fileno())
+            after = os.fstat(fh.fileno())  # the file read: if the path named another one, or it changed, they differ
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc.strerror}") from exc
     if len(data) > MAX_MODEL_BYTES:
         raise ModelError(f"{path} grew beyond {MAX_MODEL_BYTES} bytes while being read; give a .tflite file")
-    _checked.note_read(data, before, after, started)  # an unchanged file need not be checked again
+    _checked.note_read(data, info, after, started)  # an unchanged file need not be checked again
     return data, str(path)
 
 

@@ -8,7 +8,6 @@ file's stamp must change, or the stamp must not count).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -16,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from edgeq import _checked, _flatbuffer
@@ -39,7 +37,7 @@ def cache(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 def counted(monkeypatch):  # type: ignore[no-untyped-def]
     """How often the full checks ran and how often a model's content was hashed (the real functions, counted)."""
     calls = {"checks": 0, "hashes": 0}
-    validate, key = _flatbuffer.validate, _checked.key
+    validate, key = _flatbuffer.validate, _checked.content_key
 
     def counting_validate(*args):  # type: ignore[no-untyped-def]
         calls["checks"] += 1
@@ -50,32 +48,23 @@ def counted(monkeypatch):  # type: ignore[no-untyped-def]
         return key(*args)
 
     monkeypatch.setattr(_flatbuffer, "validate", counting_validate)
-    monkeypatch.setattr(_checked, "key", counting_key)
+    monkeypatch.setattr(_checked, "content_key", counting_key)
     return calls
 
 
 @pytest.fixture
 def stamps(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """Stamps for files of any size, and for files just written (the racy-clean wait is tested on its own)."""
+    """Stamps for files just written (the racy-clean wait is tested on its own)."""
     if _checked._boot_id() is None or _checked._file_system(os.stat(tmp_path).st_dev) not in \
             _checked.STAMPED_FILE_SYSTEMS:
         pytest.skip("no file stamps here (not Linux, or a network/overlay file system): the content decides")
-    monkeypatch.setattr(_checked, "STAMP_MIN_BYTES", 0)
     monkeypatch.setattr(_checked, "RACY_NS", 0)
 
 
-def zero_point(value: int, pad: int = 0):  # type: ignore[no-untyped-def]
-    """Set tensor 12's zero point; ``pad`` bytes of extra metadata make the model larger."""
+def zero_point(value: int):  # type: ignore[no-untyped-def]
+    """Set tensor 12's zero point."""
     def change(m):  # type: ignore[no-untyped-def]
-        from ai_edge_litert import schema_py_generated as schema
-
         m.subgraphs[0].tensors[12].quantization.zeroPoint = [value]
-        if pad:
-            buffer, entry = schema.BufferT(), schema.MetadataT()
-            buffer.data = np.full(pad, 7, np.uint8)
-            entry.name, entry.buffer = b"padding", len(m.buffers)
-            m.buffers.append(buffer)
-            m.metadata.append(entry)
     return change
 
 
@@ -150,9 +139,38 @@ def test_proofs_outlive_the_process(twins, cache, counted):
     code = "import sys; from edgeq._flatbuffer import parse; parse(open(sys.argv[1], 'rb').read())"
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
     markers = list(cache.glob("checked/*/*"))
-    assert [m.name for m in markers] == [_checked.key(memoryview(valid)).hex()] and markers[0].stat().st_size == 0
+    assert [m.name for m in markers] == [_checked.content_key(memoryview(valid))]
+    assert _checked.proof(markers[0].name) == markers[0].read_bytes()[4:]  # the summary behind its CRC-32
     assert isinstance(parse(valid).subgraphs[0].tensors, _Lazy)  # this process trusts the other's proof
     assert counted["checks"] == 0
+    with pytest.raises(ModelError, match="zero point of 200"):
+        parse(corrupt)
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "another model's summary", "empty"])
+def test_a_damaged_proof_counts_as_none(twins, cache, counted, damage):
+    valid, corrupt = twins
+    full = parse(valid)
+    (marker,) = cache.glob("checked/*/*")
+    raw = marker.read_bytes()
+    if damage == "flip a byte":
+        raw = raw[:-3] + bytes([raw[-3] ^ 0x20]) + raw[-2:]
+    elif damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    elif damage == "another model's summary":  # a sound proof of another file, filed under this one's key
+        other = SAMPLE.read_bytes()
+        assert len(other) != len(valid)
+        parse(other)
+        raw = (marker.parent / _checked.content_key(memoryview(other))).read_bytes()
+    else:
+        raw = b""
+    marker.write_bytes(raw)
+    _checked.forget()
+    again = parse(valid)  # checked in full again, and the proof written anew
+    assert counted["checks"] == 2 + (damage == "another model's summary")
+    assert isinstance(again.subgraphs[0].tensors, tuple) and again == full
+    assert marker.read_bytes() != raw and _checked.proof(marker.name) == marker.read_bytes()[4:]
+    _checked.forget()
     with pytest.raises(ModelError, match="zero point of 200"):
         parse(corrupt)
 
@@ -232,8 +250,7 @@ def test_a_file_without_a_stamp_is_hashed(twins, tmp_path, counted, stamps, monk
     assert counted == {"checks": 1, "hashes": 2}
 
 
-def test_a_recently_changed_file_has_no_stamp(twins, tmp_path, monkeypatch):
-    monkeypatch.setattr(_checked, "STAMP_MIN_BYTES", 0)
+def test_a_recently_changed_file_has_no_stamp(twins, tmp_path):
     path = tmp_path / "model.tflite"
     path.write_bytes(twins[0])
     old = time.time_ns() - 3600 * 10**9
@@ -270,7 +287,7 @@ def test_the_cli_refuses_a_proven_file_changed_in_place(edit, tmp_path, cache):
     if _checked._boot_id() is None or _checked._file_system(os.stat(tmp_path).st_dev) not in \
             _checked.STAMPED_FILE_SYSTEMS:
         pytest.skip("no file stamps here (not Linux, or a network/overlay file system): the content decides")
-    valid, corrupt = (edit(SAMPLE, zero_point(z, pad=_checked.STAMP_MIN_BYTES)) for z in (3, 200))
+    valid, corrupt = (edit(SAMPLE, zero_point(z)) for z in (3, 200))
     path = tmp_path / "model.tflite"
     path.write_bytes(valid)
     env = {**os.environ, "EDGEQ_CACHE_DIR": str(cache), "NO_COLOR": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
