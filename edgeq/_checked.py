@@ -32,9 +32,9 @@ Across processes a proof is a marker file in ``$EDGEQ_CACHE_DIR`` (default: ``$X
 ``~/.cache/edgeq``) under ``checked/<code id>/``, named by the stamp or the content's hash and holding the summary
 behind its CRC-32, written atomically; a damaged one counts as no proof. The code id is the size and modification
 time (ns) of the checking modules: what decides whether Python reuses their compiled bytecode, and new on every
-install or edit. Only a model that passed is recorded; set ``EDGEQ_CACHE_DIR`` to an empty string to keep proofs in
-memory only. A cache directory others can write to could vouch for a corrupt file: it must be the user's own, like
-the rest of the home directory.
+install or edit; folders that gained no proof for ``PRUNE_DAYS`` are removed when a new one starts. Only a model that
+passed is recorded; set ``EDGEQ_CACHE_DIR`` to an empty string to keep proofs in memory only. A cache directory
+others can write to could vouch for a corrupt file: it must be the user's own, like the rest of the home directory.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ _MOUNTS_TTL = 5.0
 #: the modules whose checks a proof stands for
 _CHECKING_CODE = ("_flatbuffer.py", "_model_checks.py", "_tflite_names.py")
 _KEEP = 2
+#: proofs filed by checking code whose folder has not changed for this many days are removed (see :func:`_prune`)
+PRUNE_DAYS = 30
 
 #: the last proven models: (bytes, stamp or None, parsed model, summary), most recent first
 _recent: list[tuple[bytes, Stamp | None, Any, bytes]] = []
@@ -255,10 +257,23 @@ def record(key: str, summary: bytes) -> None:
         return
     tmp = os.path.join(folder, f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        os.makedirs(folder, exist_ok=True)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, exist_ok=True)
+            _prune(os.path.dirname(folder))
         with open(tmp, "wb") as fh:
             fh.write(zlib.crc32(summary).to_bytes(4, "little") + summary)
         os.replace(tmp, os.path.join(folder, key))  # atomic: a marker exists only once complete
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def _prune(checked: str) -> None:
+    """Remove the folders of proofs that gained none for ``PRUNE_DAYS`` (every install or edit of edgeq starts one)."""
+    import shutil  # rarely needed: not on a load's path
+
+    cutoff = time.time() - PRUNE_DAYS * 86400
+    with contextlib.suppress(OSError), os.scandir(checked) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                shutil.rmtree(entry.path, ignore_errors=True)

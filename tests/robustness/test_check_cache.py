@@ -305,3 +305,14 @@ def test_the_cli_refuses_a_proven_file_changed_in_place(edit, tmp_path, cache):
     assert refused.returncode == 2, refused.stderr
     assert "zero point of 200" in refused.stderr and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_proofs_of_checking_code_unused_for_a_month_are_pruned(twins, cache):
+    old, recent = cache / "checked" / "old-code", cache / "checked" / "recent-code"
+    for folder, age_days in ((old, _checked.PRUNE_DAYS + 1), (recent, _checked.PRUNE_DAYS - 1)):
+        folder.mkdir(parents=True)
+        (folder / "proof").write_bytes(b"")
+        then = time.time() - age_days * 86400
+        os.utime(folder, (then, then))
+    parse(twins[0])  # the first proof of this checking code starts its folder, and prunes
+    assert sorted(p.name for p in (cache / "checked").iterdir()) == sorted([recent.name, _checked._code_id()])
