@@ -38,7 +38,7 @@ from edgeq._tflite_names import BUILTIN_OPS
 from edgeq.errors import UsageError
 
 from edgeq.converters.calibration import Calibration, apply_statistic, quantize_calibrated
-from edgeq.converters.convert import _run_converter
+from edgeq.converters.convert import _preprocessing, _run_converter
 from edgeq.converters.datasets import Sample, load_samples
 from edgeq.converters.modes import get_mode
 from edgeq.converters.source import load_source
@@ -330,6 +330,8 @@ class DebugReport:
         suggestions: the layers to keep in float by :attr:`criterion` (may be empty).
         criterion: the suggestion rule, in words.
         command: an ``edgeq convert`` command keeping the suggestions in float (empty without suggestions).
+        preprocessing: for image data, the ``--normalize`` fed and why (``normalize``, ``bgr``, ``decided_by``,
+            ``reason``), decided as ``edgeq convert`` decides it; ``None`` for arrays.
     """
 
     model: str
@@ -342,6 +344,7 @@ class DebugReport:
     command: str = ""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    preprocessing: dict[str, Any] | None = None
 
     def to_csv(self) -> str:
         """The ranked table as CSV (one row per layer)."""
@@ -359,7 +362,8 @@ class DebugReport:
         return {"model": self.model, "data": self.data, "samples": self.samples, "calibration": self.calibration,
                 "layers": [r.to_dict() for r in self.layers],
                 "suggestions": [r.name for r in self.suggestions], "criterion": self.criterion,
-                "command": self.command, "seconds": self.seconds, "notes": list(self.notes)}
+                "command": self.command, "seconds": self.seconds, "notes": list(self.notes),
+                "preprocessing": self.preprocessing}
 
 
 def debug(
@@ -368,21 +372,24 @@ def debug(
     samples: int = 200,
     seed: int = 0,
     resize: str = "stretch",
-    normalize: str = "0,1",
+    normalize: str | None = None,
     bgr: bool = False,
     calibration: str = "minmax",
     mode: str = "int8",
     keep_float: str | Sequence[str] | None = None,
+    force_normalize: bool = False,
 ) -> DebugReport:
     """Rank a model's layers by int8 quantization error, as ``edgeq convert`` would quantize it.
 
     Args:
         model: a Keras ``.keras``/``.h5`` file or a SavedModel folder.
         data: the representative data, as for :func:`~edgeq.converters.convert`.
-        samples, seed, resize, normalize, bgr: as for ``convert``; the same samples calibrate.
+        samples, seed, resize, normalize, bgr: as for ``convert``; the same samples calibrate. ``normalize``
+            ``None`` (default) uses what the model's own input layers expect, as ``convert`` does.
         calibration: ``minmax``, ``percentile:P`` or ``mse`` (see :class:`~edgeq.converters.calibration.Calibration`).
         mode: ``int8`` or ``uint8``.
         keep_float: layers already kept in float (as ``--keep-float`` takes them); they are not ranked.
+        force_normalize: accept a ``normalize`` that contradicts the model's own preprocessing layers.
 
     Returns:
         A :class:`DebugReport`.
@@ -402,6 +409,7 @@ def debug(
     with tempfile.TemporaryDirectory(prefix="edgeq-debug-") as workdir:
         with step("Loading the model"):
             source = load_source(model, workdir)
+        normalize, bgr, decision = _preprocessing(source, normalize, bgr, force_normalize)
         sample_set = load_samples(data, source.inputs, samples, seed, resize, normalize, bgr)
         calibrated = _run_converter(tf, source, spec, spec.io_type, sample_set, calibrate_only=True)
         calibrated, _ = apply_statistic(calibrated, sample_set.calibration, method, [s.name for s in source.inputs])
@@ -416,10 +424,13 @@ def debug(
     if chosen:
         keep = ",".join(dict.fromkeys([*names, *(r.name for r in chosen)]))
         extra = "" if str(method) == "minmax" else f" --calibration {method}"
+        if decision["decided_by"] == "option":  # convert decides the rest as debug did
+            extra += f" --normalize {_quote(normalize)}" + (" --force-normalize" if force_normalize else "")
         command = (f"edgeq convert {_quote(model)} --data {_quote(data)} --keep-float {_quote(keep)}{extra} "
                    f"--out {_quote(Path(model).stem + '_int8.tflite')}")
     return DebugReport(str(model), sample_set.source, len(sample_set.verification), str(method), layers, chosen,
-                       criterion, command, time.perf_counter() - started, notes)
+                       criterion, command, time.perf_counter() - started, notes,
+                       decision if sample_set.preprocess is not None else None)
 
 
 def _quote(value: Any) -> str:

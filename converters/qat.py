@@ -45,7 +45,7 @@ from edgeq.errors import CheckFailed, ConversionError, ModelError, UsageError
 from edgeq.metadata import ModelMetadata, QuantInfo
 from edgeq.runtime.model import Model
 
-from edgeq.converters.convert import ConversionResult, read_labels
+from edgeq.converters.convert import ConversionResult, _preprocessing, read_labels
 from edgeq.converters.datasets import load_samples
 from edgeq.converters.embed import embed_metadata
 from edgeq.converters.modes import PostProcessed
@@ -117,13 +117,14 @@ def qat(
     samples: int | None = None,
     seed: int = 0,
     resize: str = "stretch",
-    normalize: str = "0,1",
+    normalize: str | None = None,
     bgr: bool = False,
     labels: str | os.PathLike | Sequence[str] | None = None,
     io: str | None = None,
     force: bool = False,
     min_agreement: float | None = None,
     weights: str = "int8",
+    force_normalize: bool = False,
 ) -> QatResult:
     """Fine-tune a Keras model with fake quantization, then convert it to a full-integer TFLite model.
 
@@ -144,7 +145,9 @@ def qat(
         learning_rate: overrides the optimizer's rate (default: the compiled optimizer's, else Adam at 1e-4).
         samples: train on at most this many labelled samples (all by default).
         seed: seed of the sampling, shuffling and training.
-        resize, normalize, bgr: image preprocessing of image data; embedded for the runtime.
+        resize, normalize, bgr: image preprocessing of image data (training and ``data``); embedded for the runtime.
+            ``normalize`` ``None`` (default) uses what the model's own input layers expect, as
+            :func:`~edgeq.converters.convert` does (``raw`` 0–255 pixels after ``Rescaling(1/255)``, …).
         labels: class names, or a file with one per line; embedded, and used to map data class names.
         io: ``int8`` (default), ``uint8`` or ``float`` inputs/outputs around the integer body.
         force: overwrite ``out`` if it exists.
@@ -154,6 +157,7 @@ def qat(
             activations, as ``convert --mode int4-weights`` stores them (the ``[int4]`` extra); ``io`` must then be
             ``float`` or unset. The learning rate then decays to 0 over the epochs (cosine), so the weights settle
             on the coarse int4 grid.
+        force_normalize: accept a ``normalize`` that contradicts the model's own preprocessing layers.
 
     Returns:
         A :class:`QatResult`.
@@ -188,6 +192,7 @@ def qat(
         if len(float_model.outputs) != 1:
             raise ModelError(f"QAT trains models with one output; {source.name} has {len(float_model.outputs)}")
         output_shape = tuple(float_model.outputs[0].shape)
+        normalize, bgr, decision = _preprocessing(source, normalize, bgr, force_normalize)
         training = load_training_data(train, source.inputs, output_shape, label_names, batch_size, samples, seed,
                                       resize, normalize, bgr)
         representative = load_samples(data, source.inputs, 200, seed, resize, normalize, bgr) if data is not None else None
@@ -250,7 +255,8 @@ def qat(
     metadata = ModelMetadata(
         quant=QuantInfo(QAT_WEIGHTS[weights], _tensor_type(converted, "inputs"), _tensor_type(converted, "outputs"),
                         calibration=calibration, weights=stored.recipe if stored is not None else None),
-        source=source.source_info(), labels=label_names, preprocess=preprocess, edgeq_version=__version__,
+        source={**source.source_info(), **({"preprocessing": decision} if preprocess is not None else {})},
+        labels=label_names, preprocess=preprocess, edgeq_version=__version__,
         verification=verification.to_dict(),
     )
     final = embed_metadata(tflite, metadata)

@@ -33,6 +33,7 @@ from support import (  # noqa: E402,F401
     tfl_two_signatures,
     tfl_custom_op,
     photo,
+    raw_pixel_classifier,
 )
 from known_models import known  # noqa: E402,F401 - the known-answer models (tests/known_models.py)
 

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -335,3 +336,57 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     noise = rng.integers(0, 40, base.shape)
     Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(path, quality=95)
     return path
+
+
+@dataclass(frozen=True)
+class RawPixelClassifier:
+    """A classifier that scales its own input (``Rescaling(1/255)`` first), and labelled images it was trained on.
+
+    Attributes:
+        keras: the ``.keras`` file: ``rescale`` (Rescaling 1/255), ``conv`` (3x3, ReLU, no bias), global average
+            pooling, ``probs`` (softmax over the three colour classes).
+        images: ``<class>/*.png``, 16x16 RGB, 16 per class (blue, green, red with noise): training, --data, --train.
+        pixels, labels: the same images as raw 0–255 float32 ``(48, 16, 16, 3)`` and their class indices.
+    """
+
+    keras: Path
+    images: Path
+    pixels: np.ndarray
+    labels: np.ndarray
+
+
+#: the classes of ``raw_pixel_classifier``'s images, in label order, and the colour each is noise around
+RAW_PIXEL_COLOURS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
+
+
+@pytest.fixture(scope="session")
+def raw_pixel_classifier(tmp_path_factory: pytest.TempPathFactory) -> RawPixelClassifier:
+    """Trained on raw pixels, as models with their scaling inside are: fed pixels / 255 it sees near-black images."""
+    from PIL import Image
+
+    _tf()
+    import keras
+
+    root = tmp_path_factory.mktemp("raw_pixel_classifier")
+    rng = np.random.default_rng(0)
+    pixels, labels = [], []
+    for label, (name, colour) in enumerate(RAW_PIXEL_COLOURS.items()):
+        (root / "images" / name).mkdir(parents=True)
+        for i in range(16):
+            image = np.clip(np.array(colour) + rng.integers(-50, 50, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(image).save(root / "images" / name / f"{i:02d}.png")
+            pixels.append(image.astype(np.float32))
+            labels.append(label)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inp)
+    x = keras.layers.Conv2D(8, 3, activation="relu", use_bias=False, name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(x))
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    xs, ys = np.stack(pixels), np.asarray(labels)
+    model.fit(xs, ys, epochs=30, batch_size=16, verbose=0)
+    accuracy = float(np.mean(np.argmax(model.predict(xs, verbose=0), axis=1) == ys))
+    assert accuracy == 1.0, f"the raw-pixel classifier did not learn its colours (accuracy {accuracy})"
+    model.save(root / "model.keras")
+    return RawPixelClassifier(root / "model.keras", root / "images", xs, ys)

@@ -33,7 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=200, help="calibration samples (default 200); up to 100 more are debugged")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample selection (default 0)")
     p.add_argument("--resize", default="stretch", help="stretch, crop or pad (image data; default stretch)")
-    p.add_argument("--normalize", default="0,1", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default 0,1)")
+    p.add_argument("--normalize", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default: what the model's own "
+                   "input layers expect, e.g. raw after Rescaling(1/255), else 0,1)")
+    p.add_argument("--force-normalize", action="store_true",
+                   help="use --normalize even where it contradicts the model's own preprocessing layers")
     p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
     p.add_argument("--top", type=int, default=20, help="rows to print (default 20; 0 = all)")
     p.add_argument("--csv", metavar="OUT", help="also write every layer's row to this CSV file")
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     with ui.progress():
         report = debug(args.model, args.data, samples=args.samples, seed=args.seed, resize=args.resize,
                        normalize=args.normalize, bgr=args.bgr, calibration=args.calibration, mode=args.mode,
-                       keep_float=args.keep_float)
+                       keep_float=args.keep_float, force_normalize=args.force_normalize)
     if report.suggestions:
         report.command = convert_command(args, [r.name for r in report.suggestions])
     if csv_out is not None:
@@ -88,13 +91,12 @@ def convert_command(args: argparse.Namespace, suggested: list[str]) -> str:
 
     keep = ",".join(dict.fromkeys([*split_names(args.keep_float), *suggested]))
     parts = ["edgeq", "convert", args.model, "--data", args.data]
-    defaults = {"mode": "int8", "samples": 200, "seed": 0, "resize": "stretch", "normalize": "0,1", "calibration": "minmax"}
+    defaults = {"mode": "int8", "samples": 200, "seed": 0, "resize": "stretch", "normalize": None, "calibration": "minmax"}
     for name, default in defaults.items():
         value = getattr(args, name)
         if str(value) != str(default):
             parts += [f"--{name}", str(value)]
-    if args.bgr:
-        parts.append("--bgr")
+    parts += [f"--{flag.replace('_', '-')}" for flag in ("force_normalize", "bgr") if getattr(args, flag)]
     parts += ["--keep-float", keep, "--out", _free_name(Path(args.model))]
     return " ".join(shlex.quote(p) for p in parts)
 

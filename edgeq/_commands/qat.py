@@ -43,7 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, help="train on at most N labelled samples (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, shuffling and training (default 0)")
     p.add_argument("--resize", default="stretch", help="stretch, crop or pad (image data; default stretch)")
-    p.add_argument("--normalize", default="0,1", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default 0,1)")
+    p.add_argument("--normalize", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default: what the model's own "
+                   "input layers expect, e.g. raw after Rescaling(1/255), else 0,1)")
+    p.add_argument("--force-normalize", action="store_true",
+                   help="use --normalize even where it contradicts the model's own preprocessing layers")
     p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
     p.add_argument("--labels", help="class names, one per line: embedded, and matched with the data's class names")
     p.add_argument("--io", help="input/output type: int8 (default), uint8, or float around the integer body")
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                 args.model, args.train, args.out, epochs=args.epochs, data=args.data, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, samples=args.samples, seed=args.seed, resize=args.resize,
                 normalize=args.normalize, bgr=args.bgr, labels=args.labels, io=args.io, force=args.force,
-                min_agreement=args.min_agreement, weights=args.weights,
+                min_agreement=args.min_agreement, weights=args.weights, force_normalize=args.force_normalize,
             )
         except CheckFailed as exc:
             failure, result = exc, exc.result  # type: ignore[attr-defined]

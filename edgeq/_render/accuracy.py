@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from edgeq._render.common import fmt, human_bytes, key_value_table
+from edgeq._render.common import fmt, human_bytes, key_value_table, preprocessing_text
 from edgeq._render.text import safe_str, safe_text
 
 #: the confusion matrix is printed in full up to this many classes (the most-confused pairs always)
@@ -100,6 +100,8 @@ def debug_tables(report: Any, top: int | None = None) -> list[Any]:
     if top is not None and len(report.layers) > top:
         table.caption = f"{len(report.layers) - top} more layer(s): --top 0 shows all, --csv writes all"
     out: list[Any] = [table]
+    if report.preprocessing is not None:  # what the model was fed, as convert's table shows it
+        out.insert(0, Text.assemble(("Preprocessing: ", "bold"), safe_str(preprocessing_text(report.preprocessing))))
     if report.suggestions:
         names = ", ".join(r.name for r in report.suggestions)
         out.append(Text.assemble(("Suggestion: ", "bold"), safe_str(f"keep {names} in float ({report.criterion})."), "\n",

@@ -37,6 +37,11 @@ def key_value_table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
     return table
 
 
+def preprocessing_text(decision: dict[str, Any]) -> str:
+    """The normalisation fed to a model and why, from a ``preprocessing`` decision (metadata ``source.preprocessing``)."""
+    return f"--normalize {decision['normalize']} ({decision['decided_by']}): {decision['reason']}"
+
+
 def conversion_table(result: Any) -> Table:
     """The verification table printed after ``edgeq convert``."""
     v = result.verification
@@ -45,8 +50,7 @@ def conversion_table(result: Any) -> Table:
         ("output", str(result.out)),
         ("mode", result.mode),
         ("input / output", f"{result.metadata.quant.input_type} / {result.metadata.quant.output_type}"),
-        *([("preprocessing", f"--normalize {pp['normalize']} ({pp['decided_by']}): {pp['reason']}")]
-          if (pp := result.metadata.source.get("preprocessing")) else []),
+        *([("preprocessing", preprocessing_text(pp))] if (pp := result.metadata.source.get("preprocessing")) else []),
         ("samples compared", f"{v.samples} ({'held out' if v.held_out else 'not held out'})"),
         ("top-1 agreement", agreement),
         *([("top-1 accuracy", f"float {v.float_accuracy * 100:.1f} % → {result.mode} {v.accuracy * 100:.1f} %")]
