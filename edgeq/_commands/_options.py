@@ -12,3 +12,11 @@ def add_json_options(p: argparse.ArgumentParser, what: str = "the result") -> No
                    help=f"also write {what} as JSON to FILE (refused if FILE exists, unless --force)")
     if not any("--force" in a.option_strings for a in p._actions):
         p.add_argument("--force", action="store_true", help="overwrite output files that exist")
+
+
+def add_normalize_options(p: argparse.ArgumentParser) -> None:
+    """``--normalize`` (default: what the model's own input layers expect) and ``--force-normalize``."""
+    p.add_argument("--normalize", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default: what the model's own "
+                   "input layers expect, e.g. raw after Rescaling(1/255), else 0,1)")
+    p.add_argument("--force-normalize", action="store_true",
+                   help="use --normalize even where it contradicts the model's own preprocessing layers")

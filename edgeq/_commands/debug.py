@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from edgeq._commands import _checks as checks
-from edgeq._commands._options import add_json_options
+from edgeq._commands._options import add_json_options, add_normalize_options
 from edgeq._render.ui import UI
 
 EXAMPLES = """examples:
@@ -33,10 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=200, help="calibration samples (default 200); up to 100 more are debugged")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample selection (default 0)")
     p.add_argument("--resize", default="stretch", help="stretch, crop or pad (image data; default stretch)")
-    p.add_argument("--normalize", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default: what the model's own "
-                   "input layers expect, e.g. raw after Rescaling(1/255), else 0,1)")
-    p.add_argument("--force-normalize", action="store_true",
-                   help="use --normalize even where it contradicts the model's own preprocessing layers")
+    add_normalize_options(p)
     p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
     p.add_argument("--top", type=int, default=20, help="rows to print (default 20; 0 = all)")
     p.add_argument("--csv", metavar="OUT", help="also write every layer's row to this CSV file")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from edgeq._commands import _checks as checks
-from edgeq._commands._options import add_json_options
+from edgeq._commands._options import add_json_options, add_normalize_options
 from edgeq._render.ui import UI
 from edgeq.errors import CheckFailed
 
@@ -43,10 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, help="train on at most N labelled samples (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, shuffling and training (default 0)")
     p.add_argument("--resize", default="stretch", help="stretch, crop or pad (image data; default stretch)")
-    p.add_argument("--normalize", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default: what the model's own "
-                   "input layers expect, e.g. raw after Rescaling(1/255), else 0,1)")
-    p.add_argument("--force-normalize", action="store_true",
-                   help="use --normalize even where it contradicts the model's own preprocessing layers")
+    add_normalize_options(p)
     p.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
     p.add_argument("--labels", help="class names, one per line: embedded, and matched with the data's class names")
     p.add_argument("--io", help="input/output type: int8 (default), uint8, or float around the integer body")

@@ -66,3 +66,16 @@ def test_cli_shows_the_decision_and_refuses_a_contradicting_normalize(raw_pixel_
     assert "--force-normalize over the model's own: the model normalises its input itself" in pp["reason"]
     forced = next(r for r in report["layers"] if r["op"] == "CONV_2D" and "conv" in (r["layer"] or "").split("+"))
     assert forced["range"] < 0.02 * _conv_max(raw_pixel_classifier)  # pixels / 255 / 255 really were fed
+
+
+def test_the_printed_command_repeats_an_explicit_normalize_only():
+    """Pasted as printed, the convert command feeds what debug fed: a forced --normalize stays forced (else convert
+    refuses it), and without --normalize convert decides from the model as debug did."""
+    from edgeq._commands.debug import convert_command
+    from edgeq.cli import parse_args
+
+    forced = parse_args(["debug", "m.keras", "--data", "d/", "--normalize", "0,1", "--force-normalize", "--bgr"])
+    assert convert_command(forced, ["conv"]).startswith(
+        "edgeq convert m.keras --data d/ --normalize 0,1 --force-normalize --bgr --keep-float conv --out m_int8")
+    decided = convert_command(parse_args(["debug", "m.keras", "--data", "d/"]), ["conv"])
+    assert decided.startswith("edgeq convert m.keras --data d/ --keep-float conv --out m_int8")
