@@ -122,7 +122,7 @@ def build_candidates(
         keep_layers: keep-float candidates to build (``int8-keep1``..``int8-keepN``).
         force: replace candidate files of another build in ``folder``.
         **options: ``convert`` options shared by every candidate: ``samples``, ``seed``, ``resize``,
-            ``normalize``, ``bgr``, ``labels``, ``calibration``.
+            ``normalize``, ``force_normalize``, ``bgr``, ``labels``, ``calibration``.
 
     Returns:
         A :class:`BuildResult`; candidates the converter cannot make are listed in ``skipped``.
@@ -168,8 +168,8 @@ def build_candidates(
                     result.skipped[name] = str(exc)
                 advance(1)
             if keep_names:
-                calibration = {k: options[k] for k in ("samples", "seed", "resize", "normalize", "bgr", "calibration")
-                               if k in options}
+                calibration = {k: options[k] for k in ("samples", "seed", "resize", "normalize", "force_normalize",
+                                                         "bgr", "calibration") if k in options}
                 try:
                     worst = list(dict.fromkeys(r.name for r in debug(model, data, **calibration).layers if r.name))
                 except ConversionError as exc:  # e.g. an op without an int8 kernel: no keep-float variant either

@@ -14,7 +14,7 @@ def add_json_options(p: argparse.ArgumentParser, what: str = "the result") -> No
         p.add_argument("--force", action="store_true", help="overwrite output files that exist")
 
 
-def add_normalize_options(p: argparse.ArgumentParser) -> None:
+def add_normalize_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--normalize`` (default: what the model's own input layers expect) and ``--force-normalize``."""
     p.add_argument("--normalize", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (image data; default: what the model's own "
                    "input layers expect, e.g. raw after Rescaling(1/255), else 0,1)")

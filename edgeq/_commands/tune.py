@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from edgeq._commands.profile import _threads
-from edgeq._commands._options import add_json_options
+from edgeq._commands._options import add_json_options, add_normalize_options
 from edgeq._render.ui import UI
 from edgeq.errors import CheckFailed, DataError, UsageError
 
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
     build.add_argument("--seed", type=int, default=0, help="seed of the sample selection (default 0)")
     build.add_argument("--resize", default="stretch", help="stretch, crop or pad (image data; default stretch)")
-    build.add_argument("--normalize", default="0,1", help="0,1 | -1,1 | imagenet | raw | MEAN/STD (default 0,1)")
+    add_normalize_options(build)
     build.add_argument("--bgr", action="store_true", help="feed images as BGR instead of RGB")
     build.add_argument("--labels", help="class names, one per line, embedded in every candidate")
     build.add_argument("--calibration", default="minmax", metavar="METHOD",
@@ -153,8 +153,8 @@ def _build(args: argparse.Namespace, ui: UI) -> Path:
     with ui.progress():
         built = build_candidates(args.model, args.data, folder, names, args.keep_layers,
                                  force=args.force or not args.candidates, samples=args.samples, seed=args.seed,
-                                 resize=args.resize, normalize=args.normalize, bgr=args.bgr, labels=args.labels,
-                                 calibration=args.calibration)
+                                 resize=args.resize, normalize=args.normalize, force_normalize=args.force_normalize,
+                                 bgr=args.bgr, labels=args.labels, calibration=args.calibration)
     for name, why in built.skipped.items():
         ui.warn(f"candidate {name} skipped: {why}")
     if args.candidates:

@@ -79,6 +79,22 @@ def test_candidates_carry_their_recipe_and_a_rebuild_reuses_them(candidates):
 
 
 @pytest.mark.tf
+def test_candidates_of_a_model_that_rescales_its_input_are_fed_raw_pixels(raw_pixel_classifier, tmp_path, capsys):
+    """Without --normalize, every candidate (and the debugger choosing the keep-float layers) is calibrated on what
+    the model's own Rescaling(1/255) expects, as convert does, and embeds it for the runtime."""
+    from edgeq.cli import main
+    from edgeq.metadata import read_metadata
+
+    folder = tmp_path / "cands"
+    assert main(["tune", str(raw_pixel_classifier.keras), "--data", str(raw_pixel_classifier.images), "--modes",
+                 "int8,int8-keep1", "--candidates", str(folder), "--json"]) == 0, capsys.readouterr().err
+    assert sorted(json.loads(capsys.readouterr().out)["files"]) == ["int8", "int8-keep1"]
+    for name in ("int8", "int8-keep1"):
+        meta = read_metadata(folder / f"{name}.tflite")
+        assert meta.source["preprocessing"]["decided_by"] == "model" and meta.preprocess.scale == 1.0, name
+
+
+@pytest.mark.tf
 def test_on_device_tune_picks_a_candidate_that_meets_the_constraints_on_the_front(tuned, candidates, eval_subset):
     from edgeq.runtime.evaluate import evaluate
 
