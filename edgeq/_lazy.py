@@ -42,12 +42,29 @@ def import_optional(module: str, hint: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except Exception as exc:  # noqa: BLE001 - an extension module may raise anything while it loads
+        _reraise_interruption(exc)
         if isinstance(exc, ImportError) and not _installed(module):
             raise DependencyMissing(f"{module} is not installed, and this needs it; install it with: {hint}") from exc
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
         if len(reason) > 300:
             reason = reason[:297] + "..."
         raise DependencyMissing(f"{module} is installed but fails to import ({reason}); reinstall it with: {hint}") from exc
+
+
+def _reraise_interruption(exc: BaseException) -> None:
+    """Re-raise a Ctrl-C or SIGTERM that arrived while an extension module initialised.
+
+    pybind11 turns any error of a module's init, a ``KeyboardInterrupt`` included, into ``ImportError:
+    initialization failed`` (TensorFlow has such modules); the command must stop as interrupted, not report a
+    broken install.
+    """
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if not isinstance(cause, Exception):
+            raise cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
 
 
 def _installed(module: str) -> bool:

@@ -99,7 +99,9 @@ def spike(tmp_path_factory: pytest.TempPathFactory) -> Spike:
     x = keras.layers.Add(name="spiky")([x, gate])
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax", name="head")(x))
+    # named: an unnamed model takes Keras's next global name (functional, functional_1 …), and the TFLite tensor
+    # names the tests check (spike_1/spiky_1/Add) start with it
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax", name="head")(x), name="spike")
     model.get_layer("gate").set_weights([np.zeros((1, 1, 8, 8), np.float32), np.full(8, -1e6, np.float32)])  # off
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)

@@ -17,7 +17,7 @@ from support import error_line, run_cli
 
 pytestmark = pytest.mark.tf
 
-SPIKY_TENSOR = "functional_1/spiky_1/Add"
+SPIKY_TENSOR = "spike_1/spiky_1/Add"  # the model is named spike (conftest.py)
 
 
 def accuracy(model, spike) -> float:

@@ -161,11 +161,14 @@ def test_interrupted_conversion_leaves_nothing(tmp_path, keras_files):
     import signal
     import time
 
+    # the data function runs once the model is loaded (it needs the model's inputs); it counts what it yields
     (tmp_path / "slowdata.py").write_text(
         "import time\nimport numpy as np\n"
         "def samples():\n"
         "    for _ in range(400):\n"
         "        time.sleep(0.05)\n"
+        "        with open('streamed', 'a') as f:\n"
+        "            f.write('.')\n"
         "        yield np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)\n"
     )
     out_dir = tmp_path / "o"
@@ -175,9 +178,32 @@ def test_interrupted_conversion_leaves_nothing(tmp_path, keras_files):
          "--out", str(out_dir / "m.tflite"), "--samples", "300"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(8)  # model loaded, data still streaming in (~20 s of it)
+    streamed = tmp_path / "streamed"
+    deadline = time.monotonic() + 120  # TensorFlow's import and the model load come first: seconds on a busy machine
+    while not (streamed.exists() and len(streamed.read_text()) >= 5):  # model loaded, data streaming (~15 s of it)
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=120)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Interrupted" in err and "Traceback" not in err
     assert list(out_dir.iterdir()) == []
+    assert len(streamed.read_text()) < 300  # stopped while the data was still coming in
+
+
+def test_ctrl_c_while_tensorflow_initialises_is_an_interruption(tmp_path):
+    """pybind11 turns a KeyboardInterrupt in a module's init into ``ImportError: initialization failed``; TensorFlow's
+    import meets that when Ctrl-C lands in it. The CLI must say interrupted (exit 130), not "reinstall tensorflow"."""
+    site = tmp_path / "site" / "tensorflow"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text(  # what pybind11's module init does with the error
+        "try:\n    raise KeyboardInterrupt\nexcept KeyboardInterrupt as e:\n"
+        "    raise ImportError('initialization failed') from e\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "NO_COLOR": "1"}
+    (tmp_path / "model.keras").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    np.save(tmp_path / "x.npy", np.zeros((4, 16, 16, 3), np.float32))
+    proc = subprocess.run([sys.executable, "-m", "edgeq", "convert", "model.keras", "--data", "x.npy", "--out", "m.tflite"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "Interrupted: stopped by Ctrl-C; no partial output was left behind"
+    assert not (tmp_path / "m.tflite").exists()
