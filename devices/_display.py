@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,27 +65,37 @@ def probe_display(environ: Mapping[str, str] | None = None, wayland: bool = Fals
 
 
 def probe_x11(display: str, xauthority: str, timeout: float = 5.0) -> DisplayProbe:
-    """Connect to the X server of ``display`` and perform the connection setup, as Xlib and xcb do."""
+    """Connect to the X server of ``display`` and perform the connection setup, as Xlib and xcb do.
+
+    A connection the server closes unanswered is tried again until ``timeout``: an X server resetting after its
+    last client left (Xvfb does so by default, so the probe's own connection triggers it) drops new ones meanwhile.
+    """
     parsed = _parse_display(display)
     if parsed is None:
         return DisplayProbe(f"DISPLAY={display} is not a display name (expected :0, :1, host:0 …); " + _fix(display))
     host, number = parsed
-    try:
-        sock = _connect(host, number, timeout)
-    except OSError as exc:
-        where = f"{host}:{6000 + int(number)}" if host else f"/tmp/.X11-unix/X{number}"
-        return DisplayProbe(f"cannot open display {display}: no X server answers at {where} ({exc.strerror or exc}); "
-                            + _fix(display))
-    with sock:
-        name, data = _cookie(xauthority, host, number)
-        request = struct.pack("<cxHHHHxx", b"l", 11, 0, len(name), len(data)) + _pad(name) + _pad(data)
+    name, data = _cookie(xauthority, host, number)
+    request = struct.pack("<cxHHHHxx", b"l", 11, 0, len(name), len(data)) + _pad(name) + _pad(data)
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            sock.sendall(request)
-            head = _recv(sock, 8)
-            extra = _recv(sock, struct.unpack("<H", head[6:8])[0] * 4)
+            sock = _connect(host, number, max(deadline - time.monotonic(), 0.5))
         except OSError as exc:
-            return DisplayProbe(f"cannot open display {display}: the X server did not complete the connection ({exc}); "
+            where = f"{host}:{6000 + int(number)}" if host else f"/tmp/.X11-unix/X{number}"
+            return DisplayProbe(f"cannot open display {display}: no X server answers at {where} ({exc.strerror or exc}); "
                                 + _fix(display))
+        with sock:
+            try:
+                reply = _setup(sock, request)
+            except OSError as exc:
+                reply = exc
+        if not isinstance(reply, _Unanswered) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if isinstance(reply, OSError):
+        return DisplayProbe(f"cannot open display {display}: the X server did not complete the connection ({reply}); "
+                            + _fix(display))
+    head, extra = reply
     if head[0] == 1:
         return DisplayProbe(None, _screen_size(extra))
     reason_length = head[1] if head[0] == 0 else len(extra)
@@ -177,6 +188,25 @@ def _cookie(xauthority: str, host: str, number: str) -> tuple[bytes, bytes]:
     except struct.error:  # a truncated file: use what was read
         pass
     return fallback
+
+
+class _Unanswered(ConnectionError):
+    """The X server closed the connection before sending any byte of its reply."""
+
+
+def _setup(sock: socket.socket, request: bytes) -> tuple[bytes, bytes]:
+    """Send the connection setup ``request``; the reply's 8-byte header and the rest.
+
+    Raises:
+        _Unanswered: the server closed the connection without replying.
+        OSError: the connection failed otherwise.
+    """
+    try:
+        sock.sendall(request)
+        head = _recv(sock, 8)
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        raise _Unanswered(str(exc)) from exc
+    return head, _recv(sock, struct.unpack("<H", head[6:8])[0] * 4)
 
 
 def _recv(sock: socket.socket, size: int) -> bytes:

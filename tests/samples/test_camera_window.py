@@ -236,3 +236,57 @@ def test_the_display_probe_needs_the_servers_cookie(tmp_path, start_xvfb):
     finally:
         server.terminate()
         server.wait(10)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="serves the display on a Linux abstract socket")
+def test_the_display_probe_tries_again_when_the_server_drops_it_unanswered():
+    """An X server resetting after its last client left (Xvfb does by default) closes new connections unanswered:
+    the probe connects again and reports the server's real answer; a server that never answers is reported."""
+    import socket
+    import struct
+    import threading
+
+    from edgeq.devices._display import probe_x11
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    number = next(n for n in range(900, 1000) if _bound(listener, f"\0/tmp/.X11-unix/X{n}"))
+    listener.listen(4)
+    reason = b"no cookie, no entry"
+
+    def serve(answer_after: int) -> None:
+        for attempt in range(answer_after + 1):
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the listener was shut down
+                return
+            with conn:
+                if attempt == answer_after:  # the 12-byte setup request (no cookie), then a refusal
+                    conn.recv(12, socket.MSG_WAITALL)
+                    conn.sendall(struct.pack("<BBHHH", 0, len(reason), 11, 0, 5) + reason + b"\0")
+
+    with listener:
+        for dropped in (1, 3):
+            thread = threading.Thread(target=serve, args=(dropped,), daemon=True)
+            thread.start()
+            probe = probe_x11(f":{number}", "/nonexistent", timeout=30)
+            thread.join(10)
+            assert probe.problem and probe.problem.startswith(
+                f"the X server of display :{number} refused the connection (no cookie, no entry)"), probe
+        thread = threading.Thread(target=serve, args=(10**6,), daemon=True)  # drops every connection
+        thread.start()
+        t0 = time.monotonic()
+        probe = probe_x11(f":{number}", "/nonexistent", timeout=0.5)
+        assert 0.5 <= time.monotonic() - t0 < 10
+        assert probe.problem and probe.problem.startswith(
+            f"cannot open display :{number}: the X server did not complete the connection"), probe
+        listener.shutdown(socket.SHUT_RDWR)  # ends the server's accept()
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def _bound(sock, address: str) -> bool:
+    try:
+        sock.bind(address)
+    except OSError:
+        return False
+    return True
