@@ -33,8 +33,9 @@ Across processes a proof is a marker file in ``$EDGEQ_CACHE_DIR`` (default: ``$X
 behind its CRC-32, written atomically; a damaged one counts as no proof. The code id is the size and modification
 time (ns) of the checking modules: what decides whether Python reuses their compiled bytecode, and new on every
 install or edit; folders that gained no proof for ``PRUNE_DAYS`` are removed when a new one starts. Only a model that
-passed is recorded; set ``EDGEQ_CACHE_DIR`` to an empty string to keep proofs in memory only. A cache directory
-others can write to could vouch for a corrupt file: it must be the user's own, like the rest of the home directory.
+passed is recorded; set ``EDGEQ_CACHE_DIR`` (read once per process) to an empty string to keep proofs in memory only.
+A cache directory others can write to could vouch for a corrupt file: it must be the user's own, like the rest of the
+home directory.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ _proofs: dict[str, bytes] = {}
 #: files read but not parsed yet: [(bytes, stamp)], at most ``_KEEP`` (see :func:`note_read`)
 _stamped: list[tuple[bytes, Stamp]] = []
 _lock = threading.Lock()
+#: [the proofs' folder] once :func:`_folder` has read it
+_where: list[str | None] = []
 #: (when read, {device number: file system type, None: /proc/self/mountinfo's bytes})
 _mounts: tuple[float, dict[int | None, Any]] = (-_MOUNTS_TTL, {})
 
@@ -200,16 +203,21 @@ def keep(data: bytes | bytearray | memoryview, stamp: Stamp | None, model: Any, 
 def forget() -> None:
     """Forget every proof of this process (the markers on disk stay), as a new process starts."""
     with _lock:
-        _recent.clear(), _stamped.clear(), _proofs.clear()
+        _recent.clear(), _stamped.clear(), _proofs.clear(), _where.clear()
 
 
 def _folder() -> str | None:
-    """Where proofs are filed; ``None`` (memory only) when disabled or when the checking code cannot be found."""
-    root = os.environ.get("EDGEQ_CACHE_DIR")
-    if root is None:
-        root = _default_cache()
-    code = _code_id() if root else None
-    return f"{root}/checked/{code}" if code else None
+    """Where proofs are filed; ``None`` (memory only) when disabled or when the checking code cannot be found.
+
+    Read from the environment at the first proof a process looks up (:func:`forget` reads it again).
+    """
+    if not _where:
+        root = os.environ.get("EDGEQ_CACHE_DIR")
+        if root is None:
+            root = _default_cache()
+        code = _code_id() if root else None
+        _where.append(f"{root}/checked/{code}" if code else None)
+    return _where[0]
 
 
 @lru_cache(maxsize=None)

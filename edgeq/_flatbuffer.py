@@ -18,6 +18,7 @@ from __future__ import annotations
 import marshal
 import struct
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -603,7 +604,7 @@ def _check_in_full(buf: memoryview) -> tuple[TFLiteFile, bytes]:
         if i >= len(buffer_sizes):
             raise InvalidModel(f"metadata {key!r} names buffer {i}, but the model has {len(buffer_sizes)} buffers")
         spans[key] = _buffer_span(root, i)
-    metadata = _Metadata(buf, spans)
+    metadata = _metadata(buf, spans)
     model = TFLiteFile(int(root.scalar(0, "I")), subgraphs, signatures, buffer_sizes, metadata)
     validate(model, len(buf))
     _check_string_buffers(root, model)
@@ -642,35 +643,15 @@ def _from_summary(buf: memoryview, summary: bytes) -> TFLiteFile | None:
             subgraphs.append(SubgraphInfo(name, tensors, inputs, outputs, ops))
         return TFLiteFile(
             version, tuple(subgraphs), tuple([SignatureInfo(*sig) for sig in sigs]),
-            _Lazy(r, b_start, b_n, "buffers", lambda i, t: _buffer(t, size)), _Metadata(buf, spans),
+            _Lazy(r, b_start, b_n, "buffers", lambda i, t: _buffer(t, size)), _metadata(buf, spans),
         )
     except (ValueError, TypeError, EOFError, IndexError):
         return None
 
 
-class _Metadata(Mapping):
-    """The model's metadata entries by name (read-only); each value is read from the file on first use."""
-
-    __slots__ = ("_buf", "_spans", "_values")
-
-    def __init__(self, buf: memoryview, spans: dict[str, tuple[int, int]]) -> None:
-        self._buf, self._spans, self._values = buf, spans, {}
-
-    def __getitem__(self, key: str) -> bytes:
-        value = self._values.get(key)
-        if value is None:
-            start, n = self._spans[key]
-            value = self._values[key] = bytes(self._buf[start : start + n])
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._spans)
-
-    def __len__(self) -> int:
-        return len(self._spans)
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
+def _metadata(buf: memoryview, spans: dict[str, tuple[int, int]]) -> Mapping[str, bytes]:
+    """The model's metadata entries by name, read-only (``spans``: where each value lies in ``buf``)."""
+    return MappingProxyType({key: bytes(buf[start : start + n]) for key, (start, n) in spans.items()})
 
 
 def _buffer_span(root: _Table, index: int) -> tuple[int, int]:
