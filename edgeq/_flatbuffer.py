@@ -645,7 +645,7 @@ def _from_summary(buf: memoryview, summary: bytes) -> TFLiteFile | None:
             version, tuple(subgraphs), tuple([SignatureInfo(*sig) for sig in sigs]),
             _Lazy(r, b_start, b_n, "buffers", lambda i, t: _buffer(t, size)), _metadata(buf, spans),
         )
-    except (ValueError, TypeError, EOFError, IndexError):
+    except (ValueError, TypeError, EOFError, IndexError, KeyError, AttributeError):
         return None
 
 

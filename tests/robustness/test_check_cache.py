@@ -8,11 +8,13 @@ file's stamp must change, or the stamp must not count).
 
 from __future__ import annotations
 
+import marshal
 import os
 import shutil
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -147,7 +149,7 @@ def test_proofs_outlive_the_process(twins, cache, counted):
         parse(corrupt)
 
 
-@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "another model's summary", "empty"])
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "another model's summary", "another layout", "empty"])
 def test_a_damaged_proof_counts_as_none(twins, cache, counted, damage):
     valid, corrupt = twins
     full = parse(valid)
@@ -162,6 +164,9 @@ def test_a_damaged_proof_counts_as_none(twins, cache, counted, damage):
         assert len(other) != len(valid)
         parse(other)
         raw = (marker.parent / _checked.content_key(memoryview(other))).read_bytes()
+    elif damage == "another layout":  # sound CRC, but not a summary this code writes
+        foreign = marshal.dumps({"format": 99, "spans": [1, 2]})
+        raw = zlib.crc32(foreign).to_bytes(4, "little") + foreign
     else:
         raw = b""
     marker.write_bytes(raw)
