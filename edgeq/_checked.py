@@ -186,8 +186,9 @@ def recall(data: bytes | bytearray | memoryview, stamp: Stamp | None) -> Any | N
         if stamp is not None and stamp == kept_stamp:
             return model
         if same_bytes and (kept is data or (len(kept) == len(data) and kept == data)):
-            if stamp is not None and stamp_key(stamp) not in _proofs:  # the same bytes in another file: it passed too
-                record(stamp_key(stamp), summary)
+            key = stamp_key(stamp) if stamp is not None else None
+            if key is not None and key not in _proofs:  # the same bytes in another file: it passed too
+                record(key, summary)
             return model
     return None
 
